@@ -1,0 +1,1032 @@
+/*
+ * backend_darwin.c: the macOS backend, on Apple's Network framework
+ * (nw_connection_t with a multipath service). The framework resolves host
+ * names itself and is client-only.
+ *
+ * Every connection has its own serial dispatch queue. The framework runs the
+ * connection's handlers and completions on that queue, and the backend runs
+ * its own work for the connection there too (sends, the close, restarts of
+ * reading). The events of a connection are therefore emitted from one queue,
+ * in the order they happened. The JavaScript thread only copies write
+ * buffers and hands work to the queue.
+ *
+ * The main constraint is lifetime, because the glue may free a connection as
+ * soon as it has seen CLOSE. CLOSE therefore waits for two things. One is the
+ * cancelled state, which the framework reports after every send and receive
+ * completion. The other is the close block on the queue, which runs after
+ * every block the backend queued for the connection. Nothing touches the
+ * connection after that emit.
+ *
+ * This is plain C built with -fblocks, not Objective-C, so nw_* and dispatch
+ * objects are retained and released by hand, and blocks do not retain the
+ * objects they capture.
+ */
+#include "backend.h"
+
+#include <Network/Network.h>
+#include <arpa/inet.h>
+#include <dispatch/dispatch.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Maximum bytes of one receive, and so of one DATA event. */
+#define RECEIVE_MAX (64 * 1024)
+
+/*
+ * Darwin errno numbers, from the SDK's sys/errno.h, with the host constant
+ * for the same error. The framework reports POSIX errors in Darwin
+ * numbering. Mapping by number keeps the result right when this file is
+ * built on a system whose constants differ, such as against an emulation of
+ * the framework on Linux.
+ */
+#define DARWIN_ERRNO_TABLE(X)                                                  \
+  X(1, EPERM)                                                                  \
+  X(2, ENOENT)                                                                 \
+  X(4, EINTR)                                                                  \
+  X(5, EIO)                                                                    \
+  X(9, EBADF)                                                                  \
+  X(12, ENOMEM)                                                                \
+  X(13, EACCES)                                                                \
+  X(16, EBUSY)                                                                 \
+  X(22, EINVAL)                                                                \
+  X(23, ENFILE)                                                                \
+  X(24, EMFILE)                                                                \
+  X(32, EPIPE)                                                                 \
+  X(35, EAGAIN)                                                                \
+  X(36, EINPROGRESS)                                                           \
+  X(37, EALREADY)                                                              \
+  X(38, ENOTSOCK)                                                              \
+  X(39, EDESTADDRREQ)                                                          \
+  X(40, EMSGSIZE)                                                              \
+  X(41, EPROTOTYPE)                                                            \
+  X(42, ENOPROTOOPT)                                                           \
+  X(43, EPROTONOSUPPORT)                                                       \
+  X(44, ESOCKTNOSUPPORT)                                                       \
+  X(45, ENOTSUP)                                                               \
+  X(46, EPFNOSUPPORT)                                                          \
+  X(47, EAFNOSUPPORT)                                                          \
+  X(48, EADDRINUSE)                                                            \
+  X(49, EADDRNOTAVAIL)                                                         \
+  X(50, ENETDOWN)                                                              \
+  X(51, ENETUNREACH)                                                           \
+  X(52, ENETRESET)                                                             \
+  X(53, ECONNABORTED)                                                          \
+  X(54, ECONNRESET)                                                            \
+  X(55, ENOBUFS)                                                               \
+  X(56, EISCONN)                                                               \
+  X(57, ENOTCONN)                                                              \
+  X(58, ESHUTDOWN)                                                             \
+  X(60, ETIMEDOUT)                                                             \
+  X(61, ECONNREFUSED)                                                          \
+  X(64, EHOSTDOWN)                                                             \
+  X(65, EHOSTUNREACH)                                                          \
+  X(78, ENOSYS)                                                                \
+  X(84, EOVERFLOW)                                                             \
+  X(89, ECANCELED)                                                             \
+  X(94, EBADMSG)                                                               \
+  X(96, ENODATA)                                                               \
+  X(100, EPROTO)                                                               \
+  X(101, ETIME)                                                                \
+  X(102, EOPNOTSUPP)
+
+/* On Darwin the host constants are the Darwin numbers, so a typo in the
+ * table fails the build there. */
+#ifdef __APPLE__
+#define CHECK_DARWIN_ERRNO(number, name)                                       \
+  _Static_assert((number) == (name), #name " is not " #number " on Darwin");
+DARWIN_ERRNO_TABLE(CHECK_DARWIN_ERRNO)
+#undef CHECK_DARWIN_ERRNO
+#endif
+
+typedef struct darwin_errno {
+  int number;
+  int host_code;
+} darwin_errno_t;
+
+#define DARWIN_ERRNO_ENTRY(number, name) {(number), (name)},
+static const darwin_errno_t darwin_errnos[] = {
+    DARWIN_ERRNO_TABLE(DARWIN_ERRNO_ENTRY)};
+#undef DARWIN_ERRNO_ENTRY
+
+struct mp_backend {
+  pthread_mutex_t lock;
+  /* Signalled when a connection has finished emitting CLOSE. */
+  pthread_cond_t close_emitted;
+  /* Connections that have not started to emit CLOSE. */
+  mp_conn_t *live;
+  /* Connections inside their CLOSE emit. */
+  unsigned closing;
+};
+
+struct mp_conn {
+  mp_backend_t *backend;
+  mp_emit_cb emit;
+  void *ctx;
+  int wait_for_connectivity;
+
+  /* Released when the framework reports the cancelled state. */
+  nw_connection_t connection;
+  /* Released just before CLOSE is emitted. */
+  dispatch_queue_t queue;
+
+  /* Guards info, and orders the blocks that mp_conn_read_start queues
+   * before the one that mp_conn_close queues. */
+  pthread_mutex_t lock;
+  mp_info_t info;
+
+  atomic_int reading;
+  /* Set on the JavaScript thread, under lock, by mp_conn_close. */
+  atomic_int close_requested;
+
+  /* Used only on the connection's queue. */
+  int connected;
+  int cancel_requested;
+  int cancelled;
+  int close_ran;
+  int closed;
+  int error_emitted;
+  int receive_pending;
+  int read_done; /* set after EOF or a read error: no receive follows */
+  unsigned sends_pending;
+
+  /* Guarded by backend->lock. */
+  mp_conn_t *prev_live;
+  mp_conn_t *next_live;
+};
+
+static void finish_if_done(mp_conn_t *conn);
+
+static int map_darwin_errno(int number) {
+  size_t i;
+
+  for (i = 0; i < sizeof(darwin_errnos) / sizeof(darwin_errnos[0]); i++) {
+    if (darwin_errnos[i].number == number)
+      return -darwin_errnos[i].host_code;
+  }
+  return -EIO;
+}
+
+/* Maps a DNSServiceErrorType (dns_sd.h) to the getaddrinfo code that Node
+ * reports for the same kind of failure. */
+static int map_dns_error(int code) {
+  switch (code) {
+  case kDNSServiceErr_NoSuchName:
+  case kDNSServiceErr_NoSuchRecord:
+    return MP_EAI_NONAME;
+  case kDNSServiceErr_Timeout:
+  case kDNSServiceErr_NoRouter:
+  case kDNSServiceErr_ServiceNotRunning:
+  case kDNSServiceErr_Transient:
+  case kDNSServiceErr_DefunctConnection:
+    return MP_EAI_AGAIN;
+  default:
+    return MP_EAI_FAIL;
+  }
+}
+
+/* Fills *out from a framework error. A NULL error becomes fallback_code with
+ * MP_DOMAIN_NONE, because the framework reported no code. */
+static void map_nw_error(nw_error_t error, int fallback_code,
+                         const char *syscall, mp_error_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->syscall = syscall;
+  if (error == NULL) {
+    out->code = fallback_code;
+    return;
+  }
+
+  out->raw = nw_error_get_error_code(error);
+  switch (nw_error_get_error_domain(error)) {
+  case nw_error_domain_posix:
+    out->domain = MP_DOMAIN_POSIX;
+    out->code = map_darwin_errno(out->raw);
+    break;
+  case nw_error_domain_dns:
+    out->domain = MP_DOMAIN_DNS;
+    out->code = map_dns_error(out->raw);
+    out->syscall = "getaddrinfo";
+    break;
+  case nw_error_domain_tls:
+    /* The code is an OSStatus (Security/SecBase.h). TLS codes have no
+     * errno of their own, so all of them map to EPROTO. */
+    out->domain = MP_DOMAIN_TLS;
+    out->code = -EPROTO;
+    break;
+  default:
+    out->domain = MP_DOMAIN_NONE;
+    out->code = -EIO;
+    break;
+  }
+}
+
+/* Copies the sockaddr of an address endpoint into *out. Returns 0 for other
+ * endpoint types, such as a host name that is not resolved yet. */
+static int copy_endpoint_address(nw_endpoint_t endpoint,
+                                 struct sockaddr_storage *out) {
+  const struct sockaddr *address;
+  size_t len;
+
+  if (nw_endpoint_get_type(endpoint) != nw_endpoint_type_address)
+    return 0;
+  address = nw_endpoint_get_address(endpoint);
+  if (address == NULL)
+    return 0;
+
+  /* The length comes from the family, not from sa_len, which only BSD
+   * systems have. */
+  if (address->sa_family == AF_INET)
+    len = sizeof(struct sockaddr_in);
+  else if (address->sa_family == AF_INET6)
+    len = sizeof(struct sockaddr_in6);
+  else
+    return 0;
+  memset(out, 0, sizeof(*out));
+  memcpy(out, address, len);
+  return 1;
+}
+
+/* Copies the remote address that a connect attempt used, if the framework
+ * has one: the address of the current path, or the endpoint itself when the
+ * caller gave an address literal. */
+static int copy_remote_address(mp_conn_t *conn, struct sockaddr_storage *out) {
+  nw_endpoint_t endpoint;
+  nw_path_t path;
+  int found = 0;
+
+  if (conn->connection == NULL)
+    return 0;
+
+  path = nw_connection_copy_current_path(conn->connection);
+  if (path != NULL) {
+    endpoint = nw_path_copy_effective_remote_endpoint(path);
+    if (endpoint != NULL) {
+      found = copy_endpoint_address(endpoint, out);
+      nw_release(endpoint);
+    }
+    nw_release(path);
+  }
+  if (found)
+    return 1;
+
+  endpoint = nw_connection_copy_endpoint(conn->connection);
+  if (endpoint != NULL) {
+    found = copy_endpoint_address(endpoint, out);
+    nw_release(endpoint);
+  }
+  return found;
+}
+
+/* Stores the local and remote addresses of path in the info snapshot.
+ * Returns 1 when one of them changed. An address that the path lacks keeps
+ * its last known value. */
+static int update_addresses(mp_conn_t *conn, nw_path_t path) {
+  struct sockaddr_storage local;
+  struct sockaddr_storage remote;
+  nw_endpoint_t endpoint;
+  int has_local = 0;
+  int has_remote = 0;
+  int changed = 0;
+
+  memset(&local, 0, sizeof(local));
+  memset(&remote, 0, sizeof(remote));
+  endpoint = nw_path_copy_effective_local_endpoint(path);
+  if (endpoint != NULL) {
+    has_local = copy_endpoint_address(endpoint, &local);
+    nw_release(endpoint);
+  }
+  endpoint = nw_path_copy_effective_remote_endpoint(path);
+  if (endpoint != NULL) {
+    has_remote = copy_endpoint_address(endpoint, &remote);
+    nw_release(endpoint);
+  }
+
+  pthread_mutex_lock(&conn->lock);
+  if (has_local && (!conn->info.has_local ||
+                    memcmp(&local, &conn->info.local, sizeof(local)) != 0)) {
+    conn->info.local = local;
+    conn->info.has_local = 1;
+    changed = 1;
+  }
+  if (has_remote &&
+      (!conn->info.has_remote ||
+       memcmp(&remote, &conn->info.remote, sizeof(remote)) != 0)) {
+    conn->info.remote = remote;
+    conn->info.has_remote = 1;
+    changed = 1;
+  }
+  pthread_mutex_unlock(&conn->lock);
+  return changed;
+}
+
+static void emit_simple(mp_conn_t *conn, mp_event_type_t type) {
+  mp_event_t event;
+
+  memset(&event, 0, sizeof(event));
+  event.type = type;
+  conn->emit(conn->ctx, &event);
+}
+
+/* Emits the WRITE or SHUTDOWN event of one send. */
+static void emit_send_result(mp_conn_t *conn, mp_event_type_t type,
+                             const char *syscall, void *req, nw_error_t error) {
+  mp_event_t event;
+
+  memset(&event, 0, sizeof(event));
+  event.type = type;
+  event.req = req;
+  event.error.syscall = syscall;
+  if (error != NULL) {
+    map_nw_error(error, -EIO, syscall, &event.error);
+
+    /* backend.h promises ECANCELED for writes that a close cuts short,
+     * whatever code the framework gives. The raw code is kept. */
+    if (conn->close_ran)
+      event.error.code = -ECANCELED;
+  }
+  conn->emit(conn->ctx, &event);
+}
+
+/* Emits ERROR, at most once per connection: a later failure, such as the
+ * failed state that follows a read error, adds nothing the caller can use. */
+static void report_error(mp_conn_t *conn, nw_error_t error, int fallback_code,
+                         const char *syscall) {
+  mp_event_t event;
+
+  if (conn->error_emitted)
+    return;
+  conn->error_emitted = 1;
+
+  memset(&event, 0, sizeof(event));
+  event.type = MP_EVENT_ERROR;
+  map_nw_error(error, fallback_code, syscall, &event.error);
+  if (!conn->connected)
+    event.error.has_address = copy_remote_address(conn, &event.error.address);
+  conn->emit(conn->ctx, &event);
+}
+
+/* Returns 1 once the caller asked to close or the backend cancelled after a
+ * reported failure. From then on the caller wants only the completions of
+ * its sends and CLOSE. */
+static int is_closing(mp_conn_t *conn) {
+  return conn->cancel_requested || atomic_load(&conn->close_requested);
+}
+
+/* Names the call that Node would report for a failure of the connection in
+ * its current phase. DNS errors override it with "getaddrinfo". */
+static const char *failure_syscall(mp_conn_t *conn) {
+  return conn->connected ? "read" : "connect";
+}
+
+/* Asks the framework to cancel. The cancelled state follows once every
+ * outstanding send and receive has completed with an error (connection.h). */
+static void cancel_connection(mp_conn_t *conn, int reset) {
+  if (conn->cancel_requested)
+    return;
+  conn->cancel_requested = 1;
+
+  if (reset)
+    nw_connection_force_cancel(conn->connection);
+  else
+    nw_connection_cancel(conn->connection);
+}
+
+/* Copies content into one malloc'd buffer and emits it as DATA, which passes
+ * the buffer to the receiver. Returns 0, or -ENOMEM. */
+static int emit_data(mp_conn_t *conn, dispatch_data_t content) {
+  size_t size = dispatch_data_get_size(content);
+  mp_event_t event;
+  char *buffer;
+
+  if (size == 0)
+    return 0;
+  buffer = malloc(size);
+  if (buffer == NULL)
+    return -ENOMEM;
+
+  dispatch_data_apply(content, ^bool(dispatch_data_t region, size_t offset,
+                                     const void *bytes, size_t length) {
+    (void)region;
+    memcpy(buffer + offset, bytes, length);
+    return true;
+  });
+
+  memset(&event, 0, sizeof(event));
+  event.type = MP_EVENT_DATA;
+  event.data = buffer;
+  event.len = size;
+  conn->emit(conn->ctx, &event);
+  return 0;
+}
+
+static void handle_receive(mp_conn_t *conn, dispatch_data_t content,
+                           nw_content_context_t context, bool is_complete,
+                           nw_error_t error);
+
+/* Issues the next receive unless one is outstanding or reading is off. While
+ * no receive is outstanding the receive window fills and the peer stops
+ * sending (connection.h), which is how reading off applies backpressure. */
+static void start_receive(mp_conn_t *conn) {
+  if (!atomic_load(&conn->reading) || !conn->connected || conn->read_done ||
+      conn->cancel_requested || conn->receive_pending)
+    return;
+
+  conn->receive_pending = 1;
+  nw_connection_receive(conn->connection, 1, RECEIVE_MAX,
+                        ^(dispatch_data_t content, nw_content_context_t context,
+                          bool is_complete, nw_error_t error) {
+                          handle_receive(conn, content, context, is_complete,
+                                         error);
+                        });
+}
+
+static void handle_receive(mp_conn_t *conn, dispatch_data_t content,
+                           nw_content_context_t context, bool is_complete,
+                           nw_error_t error) {
+  conn->receive_pending = 0;
+
+  /* After a close request or a reported failure, receives emit nothing: the
+   * caller has no use for more data, and an error then comes from the
+   * cancellation or repeats the failure already reported. */
+  if (is_closing(conn)) {
+    finish_if_done(conn);
+    return;
+  }
+
+  /* Content can come together with an error or with the end of the stream
+   * (connection.h), so it is emitted first. */
+  if (content != NULL && emit_data(conn, content) != 0) {
+    conn->read_done = 1;
+    report_error(conn, NULL, -ENOMEM, "read");
+  } else if (error != NULL) {
+    conn->read_done = 1;
+    report_error(conn, error, -EIO, "read");
+  } else if (is_complete && (context == NULL || content == NULL ||
+                             nw_content_context_get_is_final(context))) {
+    /* A complete final context is the peer's FIN (connection.h). */
+    conn->read_done = 1;
+    emit_simple(conn, MP_EVENT_EOF);
+  }
+
+  /* start_receive checks the reading flag, which the emit callback may have
+   * cleared with mp_conn_read_stop. */
+  start_receive(conn);
+  finish_if_done(conn);
+}
+
+static void handle_ready(mp_conn_t *conn) {
+  nw_path_t path = nw_connection_copy_current_path(conn->connection);
+  int changed = 0;
+
+  if (path != NULL) {
+    changed = update_addresses(conn, path);
+    nw_release(path);
+  }
+
+  if (!conn->connected) {
+    conn->connected = 1;
+    emit_simple(conn, MP_EVENT_CONNECT);
+  } else if (changed) {
+    /* Ready again after waiting, possibly on other addresses. */
+    emit_simple(conn, MP_EVENT_PATH);
+  }
+  start_receive(conn);
+}
+
+/* In the waiting state the framework retries by itself when the network
+ * changes (connection.h). A Node caller expects a connect to fail fast, so
+ * waiting is an error unless the caller asked to wait. */
+static void handle_waiting(mp_conn_t *conn, nw_error_t error) {
+  mp_event_t event;
+
+  if (!conn->wait_for_connectivity) {
+    report_error(conn, error, -ENETUNREACH, failure_syscall(conn));
+    cancel_connection(conn, 0);
+    return;
+  }
+
+  memset(&event, 0, sizeof(event));
+  event.type = MP_EVENT_WAITING;
+  map_nw_error(error, -ENETUNREACH, failure_syscall(conn), &event.error);
+  conn->emit(conn->ctx, &event);
+}
+
+/* The cancelled state is the last callback of the connection, after every
+ * send and receive completion (connection.h), so the framework object can
+ * go now. CLOSE may still wait for mp_conn_close. */
+static void handle_cancelled(mp_conn_t *conn) {
+  conn->cancelled = 1;
+  nw_release(conn->connection);
+  conn->connection = NULL;
+  finish_if_done(conn);
+}
+
+static void handle_state(mp_conn_t *conn, nw_connection_state_t state,
+                         nw_error_t error) {
+  /* After a close request or a reported failure only the cancelled state
+   * matters: the caller is ending the connection or already has its ERROR. */
+  if (is_closing(conn) && state != nw_connection_state_cancelled)
+    return;
+
+  switch (state) {
+  case nw_connection_state_waiting:
+    handle_waiting(conn, error);
+    break;
+  case nw_connection_state_ready:
+    handle_ready(conn);
+    break;
+  case nw_connection_state_failed:
+    report_error(conn, error, -EIO, failure_syscall(conn));
+    cancel_connection(conn, 0);
+    break;
+  case nw_connection_state_cancelled:
+    handle_cancelled(conn);
+    break;
+  default:
+    /* Preparing needs nothing, and invalid is never delivered
+     * (connection.h). */
+    break;
+  }
+}
+
+/* Emits PATH when the addresses of an established connection change, for
+ * example after a handover to another interface. */
+static void handle_path_change(mp_conn_t *conn, nw_path_t path) {
+  if (!conn->connected || is_closing(conn))
+    return;
+  if (update_addresses(conn, path))
+    emit_simple(conn, MP_EVENT_PATH);
+}
+
+/* Sends content, or the end of the stream when content is NULL, and emits
+ * the completion as an event of the given type. Runs on the queue. */
+static void send_on_queue(mp_conn_t *conn, dispatch_data_t content,
+                          mp_event_type_t type, const char *syscall,
+                          void *req) {
+  nw_content_context_t context;
+
+  /* After the cancel a send could only fail, and the framework object may
+   * already be released, so the backend reports the failure itself. */
+  if (conn->cancel_requested) {
+    mp_event_t event;
+
+    memset(&event, 0, sizeof(event));
+    event.type = type;
+    event.req = req;
+    event.error.code = -ECANCELED;
+    event.error.syscall = syscall;
+    conn->emit(conn->ctx, &event);
+    return;
+  }
+
+  /* The final message context with is_complete closes the sending side, a
+   * TCP FIN (connection.h). */
+  context = content != NULL ? NW_CONNECTION_DEFAULT_MESSAGE_CONTEXT
+                            : NW_CONNECTION_FINAL_MESSAGE_CONTEXT;
+  conn->sends_pending++;
+  nw_connection_send(conn->connection, content, context, true,
+                     ^(nw_error_t error) {
+                       conn->sends_pending--;
+                       emit_send_result(conn, type, syscall, req, error);
+                       finish_if_done(conn);
+                     });
+}
+
+static void close_on_queue(mp_conn_t *conn, int reset) {
+  conn->close_ran = 1;
+  cancel_connection(conn, reset);
+  finish_if_done(conn);
+}
+
+/* Emits CLOSE once the framework is done with the connection (cancelled),
+ * mp_conn_close has run on the queue, and no send or receive is
+ * outstanding. The glue may free conn as soon as the emit starts, so only
+ * locals are used from there on. */
+static void finish_if_done(mp_conn_t *conn) {
+  mp_backend_t *backend = conn->backend;
+  mp_emit_cb emit = conn->emit;
+  void *ctx = conn->ctx;
+  mp_event_t event;
+
+  if (conn->closed || !conn->cancelled || !conn->close_ran ||
+      conn->sends_pending > 0 || conn->receive_pending)
+    return;
+  conn->closed = 1;
+
+  /* The block that runs now holds its own reference to the queue
+   * (dispatch/queue.h), so the backend's reference can go. */
+  dispatch_release(conn->queue);
+  conn->queue = NULL;
+
+  pthread_mutex_lock(&backend->lock);
+  if (conn->prev_live != NULL)
+    conn->prev_live->next_live = conn->next_live;
+  else
+    backend->live = conn->next_live;
+  if (conn->next_live != NULL)
+    conn->next_live->prev_live = conn->prev_live;
+  backend->closing++;
+  pthread_mutex_unlock(&backend->lock);
+
+  memset(&event, 0, sizeof(event));
+  event.type = MP_EVENT_CLOSE;
+  emit(ctx, &event);
+
+  pthread_mutex_lock(&backend->lock);
+  backend->closing--;
+  pthread_cond_broadcast(&backend->close_emitted);
+  pthread_mutex_unlock(&backend->lock);
+}
+
+static int map_service(mp_service_t service, nw_multipath_service_t *out) {
+  switch (service) {
+  case MP_SERVICE_DISABLED:
+    *out = nw_multipath_service_disabled;
+    return 0;
+  case MP_SERVICE_HANDOVER:
+    *out = nw_multipath_service_handover;
+    return 0;
+  case MP_SERVICE_INTERACTIVE:
+    *out = nw_multipath_service_interactive;
+    return 0;
+  case MP_SERVICE_AGGREGATE:
+    *out = nw_multipath_service_aggregate;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+static void set_ip_version(nw_parameters_t parameters, int family) {
+  nw_protocol_stack_t stack;
+  nw_protocol_options_t ip;
+
+  stack = nw_parameters_copy_default_protocol_stack(parameters);
+  ip = nw_protocol_stack_copy_internet_protocol(stack);
+  if (ip != NULL) {
+    nw_ip_options_set_version(ip,
+                              family == 6 ? nw_ip_version_6 : nw_ip_version_4);
+    nw_release(ip);
+  }
+  nw_release(stack);
+}
+
+/* Returns the any-address to bind when the caller gave a local port but no
+ * local address. */
+static const char *unspecified_address(const mp_connect_options_t *options) {
+  if (options->family == 6)
+    return "::";
+  if (options->family == 4)
+    return "0.0.0.0";
+
+  /* NOTE: with family 0 and a host name, the IPv4 any-address is bound,
+   * which may keep the framework from trying the name's IPv6 addresses. */
+  return strchr(options->host, ':') != NULL ? "::" : "0.0.0.0";
+}
+
+static int set_local_endpoint(nw_parameters_t parameters,
+                              const mp_connect_options_t *options) {
+  const char *address = options->local_address;
+  unsigned char parsed[sizeof(struct in6_addr)];
+  nw_endpoint_t endpoint;
+  char port[8];
+
+  /* Like Node, the local address must be an IP address literal. */
+  if (address == NULL)
+    address = unspecified_address(options);
+  else if (inet_pton(AF_INET, address, parsed) != 1 &&
+           inet_pton(AF_INET6, address, parsed) != 1)
+    return -EINVAL;
+
+  snprintf(port, sizeof(port), "%u", (unsigned)options->local_port);
+  endpoint = nw_endpoint_create_host(address, port);
+  if (endpoint == NULL)
+    return -EINVAL;
+  nw_parameters_set_local_endpoint(parameters, endpoint);
+  nw_release(endpoint);
+  return 0;
+}
+
+/* Creates the parameters of a TCP connection with the caller's options. The
+ * framework fixes TCP options when the connection starts, so they are set
+ * here, in the TCP configure block. */
+static int create_parameters(const mp_connect_options_t *options,
+                             nw_parameters_t *out) {
+  /* The framework's TLS is off, so the connection carries plain TCP. A TLS
+   * configure block would replace NW_PARAMETERS_DISABLE_PROTOCOL here. */
+  nw_parameters_configure_protocol_block_t configure_tls =
+      NW_PARAMETERS_DISABLE_PROTOCOL;
+  bool no_delay = options->no_delay != 0;
+  bool keep_alive = options->keep_alive != 0;
+  uint32_t keep_alive_idle = options->keep_alive_delay;
+  nw_multipath_service_t service;
+  nw_parameters_t parameters;
+  int r;
+
+  r = map_service(options->service, &service);
+  if (r != 0)
+    return r;
+  if (options->family != 0 && options->family != 4 && options->family != 6)
+    return -EINVAL;
+
+  parameters = nw_parameters_create_secure_tcp(
+      configure_tls, ^(nw_protocol_options_t tcp) {
+        nw_tcp_options_set_no_delay(tcp, no_delay);
+        if (keep_alive) {
+          nw_tcp_options_set_enable_keepalive(tcp, true);
+          if (keep_alive_idle > 0)
+            nw_tcp_options_set_keepalive_idle_time(tcp, keep_alive_idle);
+        }
+      });
+  if (parameters == NULL)
+    return -ENOMEM;
+
+  nw_parameters_set_multipath_service(parameters, service);
+  if (options->family != 0)
+    set_ip_version(parameters, options->family);
+  if (options->local_address != NULL || options->local_port != 0) {
+    r = set_local_endpoint(parameters, options);
+    if (r != 0) {
+      nw_release(parameters);
+      return r;
+    }
+  }
+
+  *out = parameters;
+  return 0;
+}
+
+static nw_connection_t create_connection(const mp_connect_options_t *options,
+                                         int *error) {
+  nw_parameters_t parameters;
+  nw_connection_t connection;
+  nw_endpoint_t endpoint;
+  char port[8];
+
+  *error = create_parameters(options, &parameters);
+  if (*error != 0)
+    return NULL;
+
+  snprintf(port, sizeof(port), "%u", (unsigned)options->port);
+  endpoint = nw_endpoint_create_host(options->host, port);
+  if (endpoint == NULL) {
+    nw_release(parameters);
+    *error = -EINVAL;
+    return NULL;
+  }
+
+  connection = nw_connection_create(endpoint, parameters);
+  nw_release(endpoint);
+  nw_release(parameters);
+  if (connection == NULL)
+    *error = -EINVAL;
+  return connection;
+}
+
+const char *mp_backend_name(void) {
+  return "darwin";
+}
+
+int mp_backend_resolves_names(void) {
+  return 1;
+}
+
+int mp_backend_create(mp_backend_t **out) {
+  mp_backend_t *backend = calloc(1, sizeof(*backend));
+
+  if (backend == NULL)
+    return -ENOMEM;
+  if (pthread_mutex_init(&backend->lock, NULL) != 0) {
+    free(backend);
+    return -ENOMEM;
+  }
+  if (pthread_cond_init(&backend->close_emitted, NULL) != 0) {
+    pthread_mutex_destroy(&backend->lock);
+    free(backend);
+    return -ENOMEM;
+  }
+  *out = backend;
+  return 0;
+}
+
+/* The wait cannot deadlock as long as the emit callback does not wait for
+ * the JavaScript thread: CLOSE is emitted on the connections' own queues,
+ * never on the thread that waits here. */
+void mp_backend_destroy(mp_backend_t *backend) {
+  mp_conn_t *conn;
+
+  pthread_mutex_lock(&backend->lock);
+  for (conn = backend->live; conn != NULL; conn = conn->next_live)
+    mp_conn_close(conn, 1);
+  while (backend->live != NULL || backend->closing > 0)
+    pthread_cond_wait(&backend->close_emitted, &backend->lock);
+  pthread_mutex_unlock(&backend->lock);
+
+  pthread_cond_destroy(&backend->close_emitted);
+  pthread_mutex_destroy(&backend->lock);
+  free(backend);
+}
+
+int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
+                 mp_emit_cb emit, void *ctx, mp_conn_t **out) {
+  nw_connection_t connection;
+  mp_conn_t *conn;
+  int r;
+
+  if (options->host == NULL || options->host[0] == '\0')
+    return -EINVAL;
+  conn = calloc(1, sizeof(*conn));
+  if (conn == NULL)
+    return -ENOMEM;
+  if (pthread_mutex_init(&conn->lock, NULL) != 0) {
+    free(conn);
+    return -ENOMEM;
+  }
+
+  connection = create_connection(options, &r);
+  if (connection == NULL) {
+    pthread_mutex_destroy(&conn->lock);
+    free(conn);
+    return r;
+  }
+  conn->queue =
+      dispatch_queue_create("nw-mptcp.connection", DISPATCH_QUEUE_SERIAL);
+  if (conn->queue == NULL) {
+    nw_release(connection);
+    pthread_mutex_destroy(&conn->lock);
+    free(conn);
+    return -ENOMEM;
+  }
+
+  conn->backend = backend;
+  conn->emit = emit;
+  conn->ctx = ctx;
+  conn->wait_for_connectivity = options->wait_for_connectivity != 0;
+  conn->connection = connection;
+  /* The framework has no public flag that reports whether MPTCP was
+   * negotiated. */
+  conn->info.mptcp = -1;
+  conn->info.fallback = 0;
+  atomic_init(&conn->reading, 0);
+  atomic_init(&conn->close_requested, 0);
+
+  pthread_mutex_lock(&backend->lock);
+  conn->next_live = backend->live;
+  if (backend->live != NULL)
+    backend->live->prev_live = conn;
+  backend->live = conn;
+  pthread_mutex_unlock(&backend->lock);
+
+  nw_connection_set_queue(connection, conn->queue);
+  nw_connection_set_state_changed_handler(
+      connection, ^(nw_connection_state_t state, nw_error_t error) {
+        handle_state(conn, state, error);
+      });
+  nw_connection_set_path_changed_handler(connection, ^(nw_path_t path) {
+    handle_path_change(conn, path);
+  });
+  *out = conn;
+  nw_connection_start(connection);
+  return 0;
+}
+
+/* The lock orders this block before the one mp_conn_close queues, so no
+ * block of the connection runs after CLOSE. When reading was already on, a
+ * receive is outstanding or the next completion issues one. */
+void mp_conn_read_start(mp_conn_t *conn) {
+  pthread_mutex_lock(&conn->lock);
+  if (!atomic_load(&conn->close_requested) &&
+      !atomic_exchange(&conn->reading, 1)) {
+    dispatch_async(conn->queue, ^{
+      start_receive(conn);
+    });
+  }
+  pthread_mutex_unlock(&conn->lock);
+}
+
+/* Takes effect at once: the receive completion checks the flag after the
+ * emit callback returns and then issues no further receive. */
+void mp_conn_read_stop(mp_conn_t *conn) {
+  atomic_store(&conn->reading, 0);
+}
+
+/* Copies the buffers into one dispatch data object, or returns NULL when
+ * memory runs out. */
+static dispatch_data_t copy_buffers(const mp_buf_t *bufs, size_t count) {
+  dispatch_data_t data = NULL;
+  size_t i;
+
+  for (i = 0; i < count; i++) {
+    dispatch_data_t piece;
+    dispatch_data_t joined;
+
+    if (bufs[i].len == 0)
+      continue;
+    piece = dispatch_data_create(bufs[i].base, bufs[i].len, NULL,
+                                 DISPATCH_DATA_DESTRUCTOR_DEFAULT);
+    if (piece == NULL) {
+      if (data != NULL)
+        dispatch_release(data);
+      return NULL;
+    }
+    if (data == NULL) {
+      data = piece;
+      continue;
+    }
+
+    joined = dispatch_data_create_concat(data, piece);
+    dispatch_release(data);
+    dispatch_release(piece);
+    if (joined == NULL)
+      return NULL;
+    data = joined;
+  }
+  return data;
+}
+
+/* Sends are queued on the connection's queue, not called here, so that a
+ * send never meets a connection that the queue has cancelled and released.
+ * mp_conn_write and mp_conn_close both run on the JavaScript thread, so
+ * every write is queued before the close. */
+int mp_conn_write(mp_conn_t *conn, const mp_buf_t *bufs, size_t count,
+                  void *req) {
+  dispatch_data_t data;
+  size_t total = 0;
+  size_t i;
+
+  if (atomic_load(&conn->close_requested))
+    return -EPIPE;
+  for (i = 0; i < count; i++)
+    total += bufs[i].len;
+  if (total == 0)
+    return MP_DONE;
+
+  /* DISPATCH_DATA_DESTRUCTOR_DEFAULT copies the bytes (dispatch/data.h). */
+  data = copy_buffers(bufs, count);
+  if (data == NULL)
+    return -ENOMEM;
+
+  dispatch_async(conn->queue, ^{
+    send_on_queue(conn, data, MP_EVENT_WRITE, "write", req);
+    dispatch_release(data);
+  });
+  return 0;
+}
+
+int mp_conn_shutdown(mp_conn_t *conn, void *req) {
+  if (atomic_load(&conn->close_requested))
+    return -EPIPE;
+
+  dispatch_async(conn->queue, ^{
+    send_on_queue(conn, NULL, MP_EVENT_SHUTDOWN, "shutdown", req);
+  });
+  return 0;
+}
+
+/* Data handed to nw_connection_send before a graceful cancel may be dropped
+ * (connection.h), so callers should close only after their writes have
+ * completed. */
+void mp_conn_close(mp_conn_t *conn, int reset) {
+  pthread_mutex_lock(&conn->lock);
+  if (atomic_load(&conn->close_requested)) {
+    pthread_mutex_unlock(&conn->lock);
+    return;
+  }
+  atomic_store(&conn->close_requested, 1);
+  atomic_store(&conn->reading, 0);
+  dispatch_async(conn->queue, ^{
+    close_on_queue(conn, reset);
+  });
+  pthread_mutex_unlock(&conn->lock);
+}
+
+void mp_conn_free(mp_conn_t *conn) {
+  pthread_mutex_destroy(&conn->lock);
+  free(conn);
+}
+
+int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info) {
+  pthread_mutex_lock(&conn->lock);
+  *info = conn->info;
+  pthread_mutex_unlock(&conn->lock);
+  return 0;
+}
+
+/* The framework fixes TCP options before the connection starts
+ * (tcp_options.h has no setter for a running connection). */
+int mp_conn_set_no_delay(mp_conn_t *conn, int enable) {
+  (void)conn;
+  (void)enable;
+  return -ENOTSUP;
+}
+
+int mp_conn_set_keep_alive(mp_conn_t *conn, int enable, unsigned delay) {
+  (void)conn;
+  (void)enable;
+  (void)delay;
+  return -ENOTSUP;
+}
