@@ -1,0 +1,33 @@
+# Builds the nw_mptcp addon: the shared glue plus one backend per OS.
+{
+  "targets": [
+    {
+      "target_name": "nw_mptcp",
+      "sources": ["native/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],
+      "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
+      "cflags_c": ["-std=gnu11"],
+      "cflags_cc": ["-std=c++17", "-fexceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "conditions": [
+        ["OS=='linux'", {
+          "sources": ["native/backend_linux.c", "native/socket_linux.c"],
+          "libraries": ["-lpthread"]
+        }],
+        ["OS=='mac'", {
+          "sources": ["native/backend_darwin.c", "native/server_none.c"],
+          "xcode_settings": {
+            "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "MACOSX_DEPLOYMENT_TARGET": "10.15",
+            "OTHER_CFLAGS": ["-fblocks", "-Wall", "-Wextra"]
+          },
+          "link_settings": {
+            "libraries": ["-framework Network"]
+          }
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,763 @@
+// addon.cc: the glue between JavaScript and the platform backend.
+//
+// It owns the per-environment state (the backend, one thread-safe function
+// and the event queue behind it) and one wrapped Connection object per
+// connection. Backend threads push events into the queue; the JavaScript
+// thread drains it in batches and calls each connection's event callback.
+// Nothing here depends on the platform: backend.h is the whole interface.
+
+#include <arpa/inet.h>
+#include <napi.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "backend.h"
+
+namespace {
+
+static_assert(MP_EAI_AGAIN == UV_EAI_AGAIN, "MP_EAI_AGAIN must match libuv");
+static_assert(MP_EAI_FAIL == UV_EAI_FAIL, "MP_EAI_FAIL must match libuv");
+static_assert(MP_EAI_NONAME == UV_EAI_NONAME, "MP_EAI_NONAME must match libuv");
+
+// Maximum bytes of received data waiting in the queue for one connection.
+// Past it the backend stops reading until JavaScript catches up, so a busy
+// JavaScript thread cannot make the queue grow without bound.
+constexpr size_t kMaxQueuedBytes = 1024 * 1024;
+
+class Connection;
+
+struct QueuedEvent {
+  Connection *connection;
+  mp_event_type_t type;
+  mp_error_t error;
+  void *data;
+  size_t len;
+  void *req;
+};
+
+// A write whose completion comes later: it keeps the written buffers alive
+// until the backend's WRITE event.
+struct WriteRequest {
+  Napi::Reference<Napi::Value> keep;
+  std::vector<mp_buf_t> bufs;
+};
+
+// Per-environment state. Each Node environment (the main thread and every
+// worker) loads the addon separately and gets its own backend and queue.
+class EnvData {
+public:
+  explicit EnvData(napi_env env) : env_(env) {}
+  ~EnvData() {
+    Teardown();
+  }
+
+  // Creates the backend and the thread-safe function on first use. Returns
+  // 0 or a negative error.
+  int Start();
+
+  // Pushes an event from a backend thread and wakes the JavaScript thread
+  // when the queue was empty. During teardown the event stays queued until
+  // Teardown discards it.
+  void Push(const QueuedEvent &event);
+
+  void AddLive(Connection *connection) {
+    live_.insert(connection);
+  }
+  void RemoveLive(Connection *connection) {
+    live_.erase(connection);
+  }
+
+  // Counts connections that keep the event loop alive.
+  void Ref();
+  void Unref();
+
+  mp_backend_t *backend() const {
+    return backend_;
+  }
+  std::mutex &mutex() {
+    return mutex_;
+  }
+
+  static void CleanupHook(void *arg) {
+    auto *self = static_cast<EnvData *>(arg);
+    self->hook_ran_ = true;
+    self->Teardown();
+  }
+
+private:
+  static void CallJs(napi_env env, napi_value, void *context, void *);
+  void Drain(napi_env env);
+  void Teardown();
+  void DiscardQueue();
+
+  napi_env env_;
+  mp_backend_t *backend_ = nullptr;
+  napi_threadsafe_function tsfn_ = nullptr;
+  std::mutex mutex_;
+  std::vector<QueuedEvent> queue_;
+  bool scheduled_ = false;
+  bool closing_ = false;
+  bool started_ = false;
+  bool torn_down_ = false;
+  bool hook_ran_ = false;
+  int refs_ = 0;
+  std::unordered_set<Connection *> live_;
+};
+
+// The JavaScript-visible handle of one connection. It holds a strong
+// reference to itself from connect() until its CLOSE event, so that an open
+// connection is never collected, as with a net.Socket.
+class Connection : public Napi::ObjectWrap<Connection> {
+public:
+  static Napi::Function Define(Napi::Env env);
+
+  explicit Connection(const Napi::CallbackInfo &info);
+
+  void Dispatch(Napi::Env env, QueuedEvent &event);
+  // Releases what the event carries without calling JavaScript; used once
+  // the environment is being torn down.
+  void Discard(QueuedEvent &event);
+  // Forgets the native connection at teardown, after its CLOSE.
+  void Detach();
+
+  static void Emit(void *ctx, mp_event_t *event);
+
+private:
+  Napi::Value Connect(const Napi::CallbackInfo &info);
+  Napi::Value ReadStart(const Napi::CallbackInfo &info);
+  Napi::Value ReadStop(const Napi::CallbackInfo &info);
+  Napi::Value Write(const Napi::CallbackInfo &info);
+  Napi::Value Shutdown(const Napi::CallbackInfo &info);
+  Napi::Value Close(const Napi::CallbackInfo &info);
+  Napi::Value GetInfo(const Napi::CallbackInfo &info);
+  Napi::Value SetNoDelay(const Napi::CallbackInfo &info);
+  Napi::Value SetKeepAlive(const Napi::CallbackInfo &info);
+  Napi::Value RefMethod(const Napi::CallbackInfo &info);
+  Napi::Value UnrefMethod(const Napi::CallbackInfo &info);
+
+  void UpdateRead();
+  Napi::Value MakeError(Napi::Env env, const mp_error_t &error);
+
+  EnvData *env_data_;
+  Napi::FunctionReference callback_;
+  mp_conn_t *conn_ = nullptr;
+  bool open_ = false;
+  bool closing_ = false;
+  bool refed_ = true;
+
+  // Read flow, guarded by env_data_->mutex(): JavaScript's wish to read,
+  // the bytes queued and not yet delivered, and whether the queue limit
+  // has paused the backend.
+  bool js_reading_ = false;
+  size_t queued_bytes_ = 0;
+  bool limited_ = false;
+};
+
+enum JsEvent {
+  kEventConnect = MP_EVENT_CONNECT,
+  kEventData = MP_EVENT_DATA,
+  kEventEof = MP_EVENT_EOF,
+  kEventWrite = MP_EVENT_WRITE,
+  kEventShutdown = MP_EVENT_SHUTDOWN,
+  kEventError = MP_EVENT_ERROR,
+  kEventWaiting = MP_EVENT_WAITING,
+  kEventPath = MP_EVENT_PATH,
+  kEventClose = MP_EVENT_CLOSE,
+};
+
+// ---------------------------------------------------------------------------
+// Addresses
+
+std::string FormatAddress(const struct sockaddr_storage &address, int *port,
+                          int *family) {
+  char text[INET6_ADDRSTRLEN] = "";
+
+  if (address.ss_family == AF_INET6) {
+    auto *v6 = reinterpret_cast<const struct sockaddr_in6 *>(&address);
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+    *port = ntohs(v6->sin6_port);
+    *family = 6;
+  } else {
+    auto *v4 = reinterpret_cast<const struct sockaddr_in *>(&address);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+    *port = ntohs(v4->sin_port);
+    *family = 4;
+  }
+  return text;
+}
+
+bool ParseAddress(const std::string &text, uint16_t port,
+                  struct sockaddr_storage *out) {
+  std::memset(out, 0, sizeof(*out));
+  auto *v4 = reinterpret_cast<struct sockaddr_in *>(out);
+  auto *v6 = reinterpret_cast<struct sockaddr_in6 *>(out);
+
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    return true;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    return true;
+  }
+  return false;
+}
+
+mp_buf_t BufferOf(Napi::TypedArray array) {
+  auto *base = static_cast<const char *>(array.ArrayBuffer().Data());
+  return {base + array.ByteOffset(), array.ByteLength()};
+}
+
+// Sets <prefix>Address, <prefix>Port and <prefix>Family on target, or
+// address, port and family when prefix is empty.
+void SetAddress(Napi::Object target, const std::string &prefix,
+                const struct sockaddr_storage &address) {
+  int port = 0;
+  int family = 0;
+  std::string text = FormatAddress(address, &port, &family);
+  Napi::Env env = target.Env();
+  bool bare = prefix.empty();
+
+  target.Set(bare ? "address" : prefix + "Address",
+             Napi::String::New(env, text));
+  target.Set(bare ? "port" : prefix + "Port", Napi::Number::New(env, port));
+  target.Set(bare ? "family" : prefix + "Family",
+             Napi::String::New(env, family == 6 ? "IPv6" : "IPv4"));
+}
+
+// ---------------------------------------------------------------------------
+// EnvData
+
+int EnvData::Start() {
+  if (started_)
+    return 0;
+  if (torn_down_)
+    return -ECANCELED;
+
+  napi_status status = napi_create_threadsafe_function(
+      env_, nullptr, nullptr,
+      Napi::String::New(env_, "nw-mptcp").operator napi_value(), 0, 1, nullptr,
+      nullptr, this, CallJs, &tsfn_);
+  if (status != napi_ok)
+    return -ENOMEM;
+  napi_unref_threadsafe_function(env_, tsfn_);
+
+  int r = mp_backend_create(&backend_);
+  if (r != 0) {
+    napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
+    tsfn_ = nullptr;
+    return r;
+  }
+
+  // Registered after the thread-safe function, so this hook runs before
+  // Node's own cleanup of that function: backend threads may still call it
+  // until the backend is destroyed.
+  napi_add_env_cleanup_hook(env_, CleanupHook, this);
+  started_ = true;
+  return 0;
+}
+
+void EnvData::Push(const QueuedEvent &event) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(event);
+    if (!closing_ && !scheduled_) {
+      scheduled_ = true;
+      wake = true;
+    }
+  }
+  if (wake)
+    napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+}
+
+void EnvData::Ref() {
+  if (refs_++ == 0 && tsfn_ != nullptr)
+    napi_ref_threadsafe_function(env_, tsfn_);
+}
+
+void EnvData::Unref() {
+  if (--refs_ == 0 && tsfn_ != nullptr)
+    napi_unref_threadsafe_function(env_, tsfn_);
+}
+
+void EnvData::CallJs(napi_env env, napi_value, void *context, void *) {
+  // A null env means the function is being torn down with this call still
+  // queued; Teardown discards the events.
+  if (env == nullptr)
+    return;
+  static_cast<EnvData *>(context)->Drain(env);
+}
+
+void EnvData::Drain(napi_env raw_env) {
+  Napi::Env env(raw_env);
+  std::vector<QueuedEvent> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch.swap(queue_);
+    scheduled_ = false;
+  }
+
+  Napi::HandleScope scope(env);
+  for (size_t i = 0; i < batch.size(); i++) {
+    try {
+      batch[i].connection->Dispatch(env, batch[i]);
+    } catch (const Napi::Error &error) {
+      // A listener threw. The rest of the batch goes back to the front of
+      // the queue for the next turn, and the exception reaches the
+      // process as an uncaught exception, as it would from a net.Socket.
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.insert(queue_.begin(), batch.begin() + i + 1, batch.end());
+        if (!queue_.empty() && !scheduled_) {
+          scheduled_ = true;
+          napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
+        }
+      }
+      error.ThrowAsJavaScriptException();
+      return;
+    }
+  }
+}
+
+void EnvData::DiscardQueue() {
+  std::vector<QueuedEvent> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch.swap(queue_);
+  }
+  for (QueuedEvent &event : batch)
+    event.connection->Discard(event);
+}
+
+void EnvData::Teardown() {
+  if (torn_down_)
+    return;
+  torn_down_ = true;
+  if (!started_)
+    return;
+  if (!hook_ran_)
+    napi_remove_env_cleanup_hook(env_, CleanupHook, this);
+
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closing_ = true;
+  }
+  // Resets every connection and waits for the backend threads; their last
+  // events land in the queue, which is then emptied without JavaScript.
+  mp_backend_destroy(backend_);
+  backend_ = nullptr;
+  DiscardQueue();
+  for (Connection *connection :
+       std::vector<Connection *>(live_.begin(), live_.end()))
+    connection->Detach();
+  live_.clear();
+
+  napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
+  tsfn_ = nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Connection
+
+Napi::Function Connection::Define(Napi::Env env) {
+  return DefineClass(
+      env, "Connection",
+      {
+          InstanceMethod<&Connection::Connect>("connect"),
+          InstanceMethod<&Connection::ReadStart>("readStart"),
+          InstanceMethod<&Connection::ReadStop>("readStop"),
+          InstanceMethod<&Connection::Write>("write"),
+          InstanceMethod<&Connection::Shutdown>("shutdown"),
+          InstanceMethod<&Connection::Close>("close"),
+          InstanceMethod<&Connection::GetInfo>("getInfo"),
+          InstanceMethod<&Connection::SetNoDelay>("setNoDelay"),
+          InstanceMethod<&Connection::SetKeepAlive>("setKeepAlive"),
+          InstanceMethod<&Connection::RefMethod>("ref"),
+          InstanceMethod<&Connection::UnrefMethod>("unref"),
+      });
+}
+
+Connection::Connection(const Napi::CallbackInfo &info)
+    : Napi::ObjectWrap<Connection>(info) {
+  Napi::Env env = info.Env();
+
+  if (!info.IsConstructCall())
+    throw Napi::TypeError::New(env, "Connection must be called with new");
+  if (info.Length() < 1 || !info[0].IsFunction())
+    throw Napi::TypeError::New(env, "The event callback must be a function");
+  env_data_ = env.GetInstanceData<EnvData>();
+
+  // The callback is stored on the object so that it lives exactly as long
+  // as the object; the native reference to it stays weak.
+  info.This().As<Napi::Object>().Set("onevent", info[0]);
+  callback_ = Napi::Weak(info[0].As<Napi::Function>());
+}
+
+void Connection::Emit(void *ctx, mp_event_t *event) {
+  auto *self = static_cast<Connection *>(ctx);
+  QueuedEvent queued = {self,        event->type, event->error,
+                        event->data, event->len,  event->req};
+
+  if (event->type == MP_EVENT_DATA) {
+    std::lock_guard<std::mutex> lock(self->env_data_->mutex());
+    self->queued_bytes_ += event->len;
+    if (self->queued_bytes_ >= kMaxQueuedBytes && !self->limited_) {
+      self->limited_ = true;
+      mp_conn_read_stop(self->conn_);
+    }
+  }
+  self->env_data_->Push(queued);
+}
+
+Napi::Value Connection::Connect(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+
+  if (conn_ != nullptr || open_)
+    throw Napi::Error::New(env, "The connection was already started");
+  if (info.Length() < 1 || !info[0].IsObject())
+    throw Napi::TypeError::New(env, "The connect options must be an object");
+  Napi::Object options = info[0].As<Napi::Object>();
+
+  mp_connect_options_t native;
+  std::memset(&native, 0, sizeof(native));
+  std::string host = options.Get("host").ToString();
+  native.host = host.c_str();
+  native.port =
+      static_cast<uint16_t>(options.Get("port").ToNumber().Uint32Value());
+  native.service =
+      static_cast<mp_service_t>(options.Get("service").ToNumber().Int32Value());
+  native.family = options.Get("family").ToNumber().Int32Value();
+  native.no_delay = options.Get("noDelay").ToBoolean();
+  native.keep_alive = options.Get("keepAlive").ToBoolean();
+  native.keep_alive_delay =
+      options.Get("keepAliveDelay").ToNumber().Uint32Value();
+  native.wait_for_connectivity = options.Get("waitForConnectivity").ToBoolean();
+
+  std::string local_address;
+  Napi::Value local = options.Get("localAddress");
+  if (local.IsString()) {
+    local_address = local.As<Napi::String>().Utf8Value();
+    native.local_address = local_address.c_str();
+  }
+  native.local_port =
+      static_cast<uint16_t>(options.Get("localPort").ToNumber().Uint32Value());
+
+  std::vector<struct sockaddr_storage> addresses;
+  Napi::Value list = options.Get("addresses");
+  if (list.IsArray()) {
+    Napi::Array array = list.As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); i++) {
+      struct sockaddr_storage address;
+      std::string text = array.Get(i).ToString();
+      if (!ParseAddress(text, native.port, &address))
+        throw Napi::TypeError::New(env, "Invalid address: " + text);
+      addresses.push_back(address);
+    }
+  }
+  native.addresses = addresses.data();
+  native.address_count = addresses.size();
+
+  int r = env_data_->Start();
+  if (r != 0)
+    return Napi::Number::New(env, r);
+  r = mp_conn_open(env_data_->backend(), &native, Emit, this, &conn_);
+  if (r != 0) {
+    conn_ = nullptr;
+    return Napi::Number::New(env, r);
+  }
+
+  open_ = true;
+  Ref();
+  env_data_->AddLive(this);
+  if (refed_)
+    env_data_->Ref();
+  return Napi::Number::New(env, 0);
+}
+
+void Connection::UpdateRead() {
+  // Called with the environment's mutex held.
+  if (conn_ == nullptr || closing_)
+    return;
+  if (js_reading_ && !limited_)
+    mp_conn_read_start(conn_);
+  else
+    mp_conn_read_stop(conn_);
+}
+
+Napi::Value Connection::ReadStart(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> lock(env_data_->mutex());
+  js_reading_ = true;
+  UpdateRead();
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::ReadStop(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> lock(env_data_->mutex());
+  js_reading_ = false;
+  UpdateRead();
+  return info.Env().Undefined();
+}
+
+// write(chunk) or write([chunk, ...]): returns MP_DONE (1) when the stack
+// took everything, 0 when a WRITE event follows, or a negative error.
+Napi::Value Connection::Write(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+
+  if (conn_ == nullptr || closing_)
+    return Napi::Number::New(env, -EBADF);
+  if (info.Length() < 1)
+    throw Napi::TypeError::New(env, "write needs a buffer");
+
+  auto *request = new WriteRequest();
+  Napi::Value chunks = info[0];
+  if (chunks.IsArray()) {
+    Napi::Array array = chunks.As<Napi::Array>();
+    request->bufs.reserve(array.Length());
+    for (uint32_t i = 0; i < array.Length(); i++) {
+      Napi::Value item = array.Get(i);
+      if (!item.IsTypedArray()) {
+        delete request;
+        throw Napi::TypeError::New(env, "write needs TypedArray chunks");
+      }
+      request->bufs.push_back(BufferOf(item.As<Napi::TypedArray>()));
+    }
+  } else if (chunks.IsTypedArray()) {
+    request->bufs.push_back(BufferOf(chunks.As<Napi::TypedArray>()));
+  } else {
+    delete request;
+    throw Napi::TypeError::New(env, "write needs a TypedArray");
+  }
+
+  int r =
+      mp_conn_write(conn_, request->bufs.data(), request->bufs.size(), request);
+  if (r != 0) {
+    delete request;
+    return Napi::Number::New(env, r);
+  }
+  request->keep = Napi::Persistent(chunks);
+  return Napi::Number::New(env, 0);
+}
+
+Napi::Value Connection::Shutdown(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+
+  if (conn_ == nullptr || closing_)
+    return Napi::Number::New(env, -EBADF);
+  return Napi::Number::New(env, mp_conn_shutdown(conn_, nullptr));
+}
+
+Napi::Value Connection::Close(const Napi::CallbackInfo &info) {
+  if (conn_ != nullptr && !closing_) {
+    closing_ = true;
+    mp_conn_close(conn_, info.Length() > 0 && info[0].ToBoolean());
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::GetInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  mp_info_t native;
+
+  if (conn_ == nullptr || mp_conn_get_info(conn_, &native) != 0)
+    return env.Null();
+  if (native.has_local)
+    SetAddress(result, "local", native.local);
+  if (native.has_remote)
+    SetAddress(result, "remote", native.remote);
+  result.Set("mptcp",
+             native.mptcp < 0
+                 ? env.Null()
+                 : Napi::Boolean::New(env, native.mptcp).As<Napi::Value>());
+  result.Set("fallback", Napi::Boolean::New(env, native.fallback != 0));
+  return result;
+}
+
+Napi::Value Connection::SetNoDelay(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+
+  if (conn_ == nullptr || closing_)
+    return Napi::Number::New(env, -EBADF);
+  return Napi::Number::New(
+      env, mp_conn_set_no_delay(conn_, info[0].ToBoolean() ? 1 : 0));
+}
+
+Napi::Value Connection::SetKeepAlive(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+
+  if (conn_ == nullptr || closing_)
+    return Napi::Number::New(env, -EBADF);
+  return Napi::Number::New(
+      env, mp_conn_set_keep_alive(conn_, info[0].ToBoolean() ? 1 : 0,
+                                  info[1].ToNumber().Uint32Value()));
+}
+
+Napi::Value Connection::RefMethod(const Napi::CallbackInfo &info) {
+  if (!refed_) {
+    refed_ = true;
+    if (open_)
+      env_data_->Ref();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::UnrefMethod(const Napi::CallbackInfo &info) {
+  if (refed_) {
+    refed_ = false;
+    if (open_)
+      env_data_->Unref();
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Connection::MakeError(Napi::Env env, const mp_error_t &error) {
+  Napi::Object result = Napi::Object::New(env);
+
+  result.Set("errno", Napi::Number::New(env, error.code));
+  result.Set(
+      "syscall",
+      Napi::String::New(env, error.syscall != nullptr ? error.syscall : ""));
+  result.Set("domain", Napi::Number::New(env, error.domain));
+  result.Set("raw", Napi::Number::New(env, error.raw));
+  if (error.has_address)
+    SetAddress(result, "", error.address);
+  return result;
+}
+
+void FreeData(napi_env, void *data, void *) {
+  std::free(data);
+}
+
+void Connection::Dispatch(Napi::Env env, QueuedEvent &event) {
+  Napi::Value arg = env.Undefined();
+
+  switch (event.type) {
+  case MP_EVENT_DATA: {
+    {
+      std::lock_guard<std::mutex> lock(env_data_->mutex());
+      queued_bytes_ -= event.len;
+      if (limited_ && queued_bytes_ < kMaxQueuedBytes / 2) {
+        limited_ = false;
+        UpdateRead();
+      }
+    }
+    // The buffer goes to JavaScript without a copy where the runtime
+    // allows external buffers, and is copied where it does not (Electron).
+    napi_value buffer;
+    napi_status status = napi_create_external_buffer(
+        env, event.len, event.data, FreeData, nullptr, &buffer);
+    if (status == napi_ok) {
+      arg = Napi::Value(env, buffer);
+    } else {
+      arg = Napi::Buffer<char>::Copy(env, static_cast<char *>(event.data),
+                                     event.len);
+      std::free(event.data);
+    }
+    break;
+  }
+  case MP_EVENT_WRITE:
+  case MP_EVENT_SHUTDOWN:
+    delete static_cast<WriteRequest *>(event.req);
+    arg = event.error.code == 0 ? env.Null() : MakeError(env, event.error);
+    break;
+  case MP_EVENT_ERROR:
+  case MP_EVENT_WAITING:
+    arg = MakeError(env, event.error);
+    break;
+  case MP_EVENT_CLOSE:
+    mp_conn_free(conn_);
+    conn_ = nullptr;
+    open_ = false;
+    env_data_->RemoveLive(this);
+    if (refed_)
+      env_data_->Unref();
+    break;
+  default:
+    break;
+  }
+
+  Napi::Object self = Value();
+  Napi::Function callback = callback_.Value();
+  // After CLOSE the object may be collected once the callback returns.
+  if (event.type == MP_EVENT_CLOSE)
+    Unref();
+  if (!callback.IsEmpty())
+    callback.Call(self, {Napi::Number::New(env, event.type), arg});
+}
+
+void Connection::Discard(QueuedEvent &event) {
+  if (event.type == MP_EVENT_DATA)
+    std::free(event.data);
+  if (event.type == MP_EVENT_WRITE || event.type == MP_EVENT_SHUTDOWN)
+    delete static_cast<WriteRequest *>(event.req);
+  if (event.type == MP_EVENT_CLOSE)
+    Detach();
+}
+
+void Connection::Detach() {
+  if (conn_ == nullptr)
+    return;
+  mp_conn_free(conn_);
+  conn_ = nullptr;
+  open_ = false;
+  Unref();
+}
+
+// ---------------------------------------------------------------------------
+// Module functions
+
+Napi::Value Listen(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string address;
+  const char *address_ptr = nullptr;
+  int fallback = 0;
+
+  if (info[0].IsString()) {
+    address = info[0].As<Napi::String>().Utf8Value();
+    address_ptr = address.c_str();
+  }
+  int fd = mp_listen(
+      address_ptr, static_cast<uint16_t>(info[1].ToNumber().Uint32Value()),
+      info[2].ToNumber().Int32Value(), info[3].ToNumber().Int32Value(),
+      info[4].ToBoolean() ? 1 : 0, &fallback);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("fd", Napi::Number::New(env, fd));
+  result.Set("fallback", Napi::Boolean::New(env, fallback != 0));
+  return result;
+}
+
+Napi::Value IsMptcp(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(),
+                           mp_fd_is_mptcp(info[0].ToNumber().Int32Value()));
+}
+
+void DeleteEnvData(Napi::Env, EnvData *data) {
+  delete data;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<EnvData, DeleteEnvData>(new EnvData(env));
+
+  exports.Set("Connection", Connection::Define(env));
+  exports.Set("listen", Napi::Function::New(env, Listen));
+  exports.Set("isMptcp", Napi::Function::New(env, IsMptcp));
+  exports.Set("backend", Napi::String::New(env, mp_backend_name()));
+  exports.Set("resolvesNames",
+              Napi::Boolean::New(env, mp_backend_resolves_names() != 0));
+  return exports;
+}
+
+} // namespace
+
+NODE_API_MODULE(nw_mptcp, Init)
