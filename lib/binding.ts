@@ -1,0 +1,127 @@
+// Loads the native addon and types every call it offers. The contract of
+// each call is stated here; native/addon.cc implements it.
+
+import bindings from 'bindings';
+
+/** Event codes passed to a connection's event callback (backend.h). */
+export const enum NativeEvent {
+  Connect = 1,
+  Data = 2,
+  Eof = 3,
+  Write = 4,
+  Shutdown = 5,
+  Error = 6,
+  Waiting = 7,
+  Path = 8,
+  Close = 9,
+}
+
+/** Error details from the backend; JavaScript builds the Node error. */
+export interface NativeError {
+  /** Negative errno in the local numbering, or a libuv UV_EAI_* code. */
+  errno: number;
+  syscall: string;
+  /** 0 none, 1 POSIX, 2 DNS, 3 TLS. */
+  domain: number;
+  /** The platform's own code in that domain. */
+  raw: number;
+  /** The address and port the failed operation used, when known. */
+  address?: string;
+  port?: number;
+  family?: string;
+}
+
+export interface NativeInfo {
+  localAddress?: string;
+  localPort?: number;
+  localFamily?: string;
+  remoteAddress?: string;
+  remotePort?: number;
+  remoteFamily?: string;
+  /** true or false when the platform can tell, null when it cannot. */
+  mptcp: boolean | null;
+  /** true when the kernel refused an MPTCP socket and TCP was used. */
+  fallback: boolean;
+}
+
+export interface NativeConnectOptions {
+  host: string;
+  /** Address literals to try in order; used when the backend does not resolve names. */
+  addresses: string[];
+  port: number;
+  /** 0 disabled, 1 handover, 2 interactive, 3 aggregate. */
+  service: number;
+  family: number;
+  localAddress?: string;
+  localPort: number;
+  noDelay: boolean;
+  keepAlive: boolean;
+  /** Seconds before the first keep-alive probe; 0 keeps the system's value. */
+  keepAliveDelay: number;
+  waitForConnectivity: boolean;
+}
+
+/**
+ * Event callback of a connection. `arg` is a Buffer for Data, a NativeError
+ * for Error and Waiting, a NativeError or null for Write and Shutdown, and
+ * undefined otherwise. Close is the last call.
+ */
+export type NativeEventCallback = (type: NativeEvent, arg?: unknown) => void;
+
+export interface NativeConnection {
+  /** Starts connecting; returns 0, or a negative errno when nothing started. */
+  connect(options: NativeConnectOptions): number;
+  readStart(): void;
+  readStop(): void;
+  /**
+   * Writes the chunks in order. Returns 1 when the stack took every byte, 0
+   * when a Write event follows (the chunks are kept alive until then), or a
+   * negative errno.
+   */
+  write(chunks: Uint8Array | Uint8Array[]): number;
+  /** Half-closes after queued writes: 1 done, 0 a Shutdown event follows, or a negative errno. */
+  shutdown(): number;
+  /** Closes, with RST when reset is true. A Close event follows once. */
+  close(reset?: boolean): void;
+  /** Addresses and MPTCP state, or null when no connection exists. */
+  getInfo(): NativeInfo | null;
+  /** Both return 0 or a negative errno; a platform may not support them after start. */
+  setNoDelay(enable: boolean): number;
+  setKeepAlive(enable: boolean, delaySeconds: number): number;
+  ref(): void;
+  unref(): void;
+}
+
+export interface NativeBinding {
+  Connection: new (callback: NativeEventCallback) => NativeConnection;
+  /** Creates a listening socket; fd is negative errno on failure. */
+  listen(
+    address: string | null,
+    port: number,
+    family: number,
+    backlog: number,
+    ipv6Only: boolean,
+  ): { fd: number; fallback: boolean };
+  /** 1 when the socket uses MPTCP, 0 when not, or a negative errno. */
+  isMptcp(fd: number): number;
+  /** The compiled-in backend: the Network framework or kernel MPTCP sockets. */
+  backend: 'darwin' | 'linux';
+  /** True when the backend resolves host names itself (macOS). */
+  resolvesNames: boolean;
+}
+
+function load(): NativeBinding {
+  try {
+    return bindings('nw_mptcp') as NativeBinding;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `nw-mptcp: the native addon for ${process.platform}-${process.arch} ` +
+        `(Node ${process.versions.node}, ABI ${process.versions.modules}) ` +
+        `could not be loaded. Run "npm rebuild nw-mptcp" to build it.\n${reason}`,
+      { cause: error },
+    );
+  }
+}
+
+export const binding: NativeBinding = load();

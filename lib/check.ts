@@ -1,0 +1,167 @@
+// The check.mptcp.dev protocol: a GET / with a User-Agent that starts with
+// "curl" returns one plain-text line saying whether the server's kernel
+// sees an established MPTCP connection. This file has the client and a
+// local server that returns the same lines from a real MPTCP listener.
+
+import * as http from 'node:http';
+import type { AddressInfo as NetAddressInfo } from 'node:net';
+
+import { MptcpSocket } from './socket';
+import { isMptcpSocket, listenMptcp } from './server';
+import type { MultipathService } from './options';
+
+export const VERDICT_MPTCP = 'You are using MPTCP.';
+export const VERDICT_NOT_MPTCP = 'You are not using MPTCP.';
+
+/** The User-Agent sent by checkMptcp; the server answers in plain text for curl. */
+export const CHECK_USER_AGENT = 'curl/8.5.0 (nw-mptcp)';
+
+export interface CheckOptions {
+  /** Default 'check.mptcp.dev'. */
+  host?: string;
+  /** Default 80. */
+  port?: number;
+  multipath?: MultipathService;
+  /** Maximum time in ms for the whole check (default 10000). */
+  timeout?: number;
+}
+
+export interface CheckResult {
+  /** HTTP status code of the reply. */
+  statusCode: number;
+  /** The reply's first line, such as "You are using MPTCP.". */
+  verdict: string;
+  /** What the server saw: true, false, or null for an unknown reply. */
+  serverSawMptcp: boolean | null;
+  /** What the client socket knows (see MptcpSocket.mptcp). */
+  clientMptcp: boolean | null;
+  multipath: MultipathService;
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+}
+
+function parseVerdict(line: string): boolean | null {
+  if (line.startsWith(VERDICT_MPTCP)) return true;
+  if (line.startsWith(VERDICT_NOT_MPTCP)) return false;
+  return null;
+}
+
+/** Asks an MPTCP check server, over an MPTCP connection, whether it sees MPTCP. */
+export function checkMptcp(options: CheckOptions = {}): Promise<CheckResult> {
+  const host = options.host ?? 'check.mptcp.dev';
+  const port = options.port ?? 80;
+  const multipath = options.multipath ?? 'handover';
+  const timeout = options.timeout ?? 10_000;
+
+  return new Promise((resolve, reject) => {
+    let socket: MptcpSocket | undefined;
+    let mptcp: boolean | null = null;
+    const request = http.request(
+      {
+        host,
+        port,
+        path: '/',
+        method: 'GET',
+        headers: { 'User-Agent': CHECK_USER_AGENT, Accept: '*/*', Connection: 'close' },
+        timeout,
+        createConnection: () => {
+          socket = new MptcpSocket();
+          socket.connect({ host, port, multipath, connectTimeout: timeout });
+          // The flag is read once the connection exists, before the server
+          // closes it.
+          socket.once('connect', () => {
+            mptcp = socket?.mptcp ?? null;
+          });
+          return socket;
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const verdict = Buffer.concat(chunks).toString('utf8').split('\n')[0].trim();
+          resolve({
+            statusCode: response.statusCode ?? 0,
+            verdict,
+            serverSawMptcp: parseVerdict(verdict),
+            clientMptcp: mptcp,
+            multipath,
+            localAddress: socket?.localAddress,
+            localPort: socket?.localPort,
+            remoteAddress: socket?.remoteAddress,
+            remotePort: socket?.remotePort,
+          });
+        });
+      },
+    );
+    request.on('timeout', () =>
+      request.destroy(new Error(`The check of ${host}:${port} timed out after ${timeout} ms`)),
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+function describeSocket(socket: import('node:net').Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+/**
+ * Creates an HTTP server that answers like check.mptcp.dev: for a
+ * User-Agent starting with "curl", one line with the verdict taken from
+ * the kernel's view of the accepted socket; an HTML page for other
+ * clients; 500 without a User-Agent. Call listen() to start it on MPTCP
+ * (Linux only), or use startCheckServer.
+ */
+export function createCheckServer(): http.Server {
+  return http.createServer((request, response) => {
+    const agent = request.headers['user-agent'];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
+      response.end('Method not allowed\n');
+      return;
+    }
+    if (agent === undefined) {
+      response.writeHead(500, { 'Content-Type': 'text/plain' });
+      response.end('Internal server error: no User-Agent\n');
+      return;
+    }
+    if (request.url !== '/') {
+      response.writeHead(404, { 'Content-Type': 'text/plain' });
+      response.end('Not found\n');
+      return;
+    }
+
+    const verdict = isMptcpSocket(request.socket) === true ? VERDICT_MPTCP : VERDICT_NOT_MPTCP;
+    if (agent.startsWith('curl')) {
+      response.writeHead(200, { 'Content-Type': 'text/plain' });
+      response.end(`${verdict}\n`);
+      return;
+    }
+    response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    response.end(
+      `<!doctype html>\n<html><head><title>MPTCP check</title></head>` +
+        `<body><p>${verdict}</p><p>Client: ${describeSocket(request.socket)}</p></body></html>\n`,
+    );
+  });
+}
+
+/**
+ * Starts a local check server on an MPTCP listener (Linux only) and
+ * resolves with the server and its address.
+ */
+export function startCheckServer(
+  options: { host?: string; port?: number } = {},
+): Promise<{ server: http.Server; address: NetAddressInfo }> {
+  const server = createCheckServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    listenMptcp(server, { host: options.host ?? '127.0.0.1', port: options.port ?? 0 }, () => {
+      server.removeListener('error', reject);
+      resolve({ server, address: server.address() as NetAddressInfo });
+    });
+  });
+}

@@ -1,0 +1,2 @@
+// ES module entry point: re-exports the CommonJS build.
+export * from './index.js';

@@ -1,0 +1,623 @@
+// MptcpSocket: a stream.Duplex over one native MPTCP connection, shaped like
+// net.Socket so that code and libraries written for one accept the other.
+//
+// The native handle reports everything through one event callback (see
+// binding.ts). This file turns those events into stream operations and
+// keeps net.Socket's order of events: 'lookup', 'connect', 'ready', 'data',
+// 'end', 'error', and 'close' last, once the native side has let go.
+
+import * as dns from 'node:dns';
+import { isIP } from 'node:net';
+import { constants } from 'node:os';
+import { Duplex, addAbortSignal } from 'node:stream';
+import { debuglog } from 'node:util';
+
+import {
+  NativeEvent,
+  binding,
+  type NativeConnection,
+  type NativeError,
+  type NativeInfo,
+} from './binding';
+import { invalidArgType, nativeSystemError, stateError, systemError } from './errors';
+import {
+  SERVICE_CODES,
+  normalizeConnectArgs,
+  validateConnectOptions,
+  validateMsecs,
+  type ConnectOptions,
+  type LookupFunction,
+  type MultipathService,
+  type NormalizedConnectOptions,
+  type SocketOptions,
+} from './options';
+
+const debug = debuglog('mptcp');
+
+const ETIMEDOUT = -constants.errno.ETIMEDOUT;
+const ENOTCONN = -constants.errno.ENOTCONN;
+
+type WriteCallback = (error?: Error | null) => void;
+
+interface DeferredWrite {
+  chunks: Buffer | Buffer[];
+  callback: WriteCallback;
+}
+
+interface BufferedChunk {
+  chunk: Buffer | string;
+  encoding: BufferEncoding;
+}
+
+/** Address as socket.address() returns it. */
+export interface AddressInfo {
+  address: string;
+  family: string;
+  port: number;
+}
+
+function destroyedError(): Error {
+  return stateError('ERR_STREAM_DESTROYED', 'Cannot call write after a stream was destroyed');
+}
+
+// Views of other TypedArray kinds and DataViews become Buffers over the same
+// memory, because older Node streams take only strings and Uint8Arrays.
+function asBuffer(chunk: unknown): unknown {
+  if (ArrayBuffer.isView(chunk) && !(chunk instanceof Uint8Array))
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return chunk;
+}
+
+function byteLength(chunks: Buffer | Buffer[]): number {
+  if (!Array.isArray(chunks)) return chunks.length;
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  return total;
+}
+
+/** A client connection over MPTCP with the interface of net.Socket. */
+export class MptcpSocket extends Duplex {
+  /** True while the connection is being established, as in net.Socket. */
+  connecting = false;
+
+  #handle: NativeConnection | null = null;
+  #nativeClosed = false;
+  #closeEmitted = false;
+  #hadError = false;
+  #reset = false;
+
+  #host = '';
+  #port = 0;
+  #multipath: MultipathService = 'handover';
+  #info: NativeInfo | null = null;
+
+  #wantRead = false;
+  #bytesRead = 0;
+  #bytesDispatched = 0;
+  #deferredWrite: DeferredWrite | null = null;
+  #deferredFinal: WriteCallback | null = null;
+  #pendingWrite: WriteCallback | null = null;
+  #pendingShutdown: WriteCallback | null = null;
+
+  #timeout = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #connectTimer: NodeJS.Timeout | null = null;
+  #refed = true;
+  #noDelay: boolean | undefined;
+  #keepAlive = false;
+  #keepAliveDelay = 0;
+
+  constructor(options: SocketOptions = {}) {
+    if (options === null || typeof options !== 'object')
+      throw invalidArgType('options', 'object', options);
+    super({ allowHalfOpen: options.allowHalfOpen === true, emitClose: false, autoDestroy: true });
+    if (options.noDelay !== undefined) this.#noDelay = Boolean(options.noDelay);
+    if (options.keepAlive) {
+      this.#keepAlive = true;
+      this.#keepAliveDelay = Math.trunc((options.keepAliveInitialDelay ?? 0) / 1000);
+    }
+    if (options.signal !== undefined) addAbortSignal(options.signal, this);
+  }
+
+  /**
+   * Opens the connection: connect(options[, listener]) or
+   * connect(port[, host][, listener]). The listener runs on 'connect'.
+   */
+  connect(options: ConnectOptions, connectListener?: () => void): this;
+  connect(port: number | string, host?: string, connectListener?: () => void): this;
+  connect(port: number | string, connectListener?: () => void): this;
+  connect(...args: unknown[]): this {
+    const [raw, listener] = normalizeConnectArgs(args);
+    const options = validateConnectOptions(raw);
+
+    if (this.connecting) throw stateError('ERR_SOCKET_CONNECTING', 'Socket is already connecting');
+    if (this.#handle !== null)
+      throw stateError('ERR_SOCKET_CONNECTED', 'Socket is already connected');
+    if (listener) this.once('connect', listener);
+    if (this.destroyed) {
+      // Destroyed before connect, for example by an aborted signal: net
+      // reports that error and opens nothing.
+      return this;
+    }
+
+    this.#host = options.host;
+    this.#port = options.port;
+    this.#multipath = options.multipath;
+    if (options.noDelay !== undefined) this.#noDelay = options.noDelay;
+    if (options.keepAlive) {
+      this.#keepAlive = true;
+      this.#keepAliveDelay = Math.trunc((options.keepAliveInitialDelay ?? 0) / 1000);
+    }
+    if (options.timeout !== undefined) this.setTimeout(options.timeout);
+    if (options.connectTimeout !== undefined && options.connectTimeout > 0)
+      this.#startConnectTimer(options.connectTimeout);
+
+    this.connecting = true;
+    debug('connect %s:%d multipath=%s', options.host, options.port, options.multipath);
+    // An already aborted signal destroys the socket here, synchronously.
+    if (options.signal !== undefined) addAbortSignal(options.signal, this);
+
+    // As in net, the work starts on the next tick, so destroy() in the same
+    // tick opens nothing.
+    process.nextTick(() => {
+      if (!this.connecting || this.destroyed) return;
+      this.#resolve(options);
+    });
+    return this;
+  }
+
+  #startConnectTimer(ms: number): void {
+    this.#connectTimer = setTimeout(() => {
+      this.#connectTimer = null;
+      if (!this.connecting) return;
+      debug('connect timed out after %d ms', ms);
+      this.destroy(systemError(ETIMEDOUT, 'connect', { address: this.#host, port: this.#port }));
+    }, ms);
+    this.#connectTimer.unref();
+  }
+
+  #resolve(options: NormalizedConnectOptions): void {
+    const literal = isIP(options.host) !== 0;
+    if (literal || (binding.resolvesNames && options.lookup === undefined)) {
+      this.#open(options, literal ? [options.host] : []);
+      return;
+    }
+
+    const lookup: LookupFunction = options.lookup ?? (dns.lookup as unknown as LookupFunction);
+    const lookupOptions = { family: options.family, all: true };
+    lookup(options.host, lookupOptions, (error, result, family) => {
+      if (!this.connecting || this.destroyed) return;
+      if (error) {
+        this.emit('lookup', error, undefined, undefined, options.host);
+        this.destroy(error);
+        return;
+      }
+      const entries =
+        typeof result === 'string' ? [{ address: result, family: family ?? isIP(result) }] : result;
+      const addresses = entries
+        .filter((entry) => options.family === 0 || entry.family === options.family)
+        .map((entry) => entry.address);
+      if (addresses.length === 0) {
+        const notFound = systemError(-3008, 'getaddrinfo', { hostname: options.host });
+        this.emit('lookup', notFound, undefined, undefined, options.host);
+        this.destroy(notFound);
+        return;
+      }
+      this.emit('lookup', null, addresses[0], isIP(addresses[0]), options.host);
+      this.#open(options, addresses);
+    });
+  }
+
+  #open(options: NormalizedConnectOptions, addresses: string[]): void {
+    const handle = new binding.Connection(this.#onNativeEvent);
+    const status = handle.connect({
+      host: options.host,
+      addresses,
+      port: options.port,
+      service: SERVICE_CODES[options.multipath],
+      family: options.family,
+      localAddress: options.localAddress,
+      localPort: options.localPort,
+      noDelay: this.#noDelay === true,
+      keepAlive: this.#keepAlive,
+      keepAliveDelay: this.#keepAliveDelay,
+      waitForConnectivity: options.waitForConnectivity,
+    });
+    if (status < 0) {
+      this.destroy(systemError(status, 'connect', { address: options.host, port: options.port }));
+      return;
+    }
+    this.#handle = handle;
+    if (!this.#refed) handle.unref();
+  }
+
+  // The native handle's only callback; `this` is the socket (arrow function).
+  #onNativeEvent = (type: NativeEvent, arg?: unknown): void => {
+    switch (type) {
+      case NativeEvent.Connect:
+        this.#onConnect();
+        break;
+      case NativeEvent.Data:
+        this.#onData(arg as Buffer);
+        break;
+      case NativeEvent.Eof:
+        debug('end of stream from %s:%d', this.#host, this.#port);
+        this.push(null);
+        break;
+      case NativeEvent.Write:
+        this.#onWriteDone(arg as NativeError | null);
+        break;
+      case NativeEvent.Shutdown:
+        this.#onShutdownDone(arg as NativeError | null);
+        break;
+      case NativeEvent.Error:
+        this.#onError(arg as NativeError);
+        break;
+      case NativeEvent.Waiting: {
+        const reason = nativeSystemError(arg as NativeError, this.#errorDetails());
+        debug('waiting for connectivity: %s', reason.message);
+        this.emit('waiting', reason);
+        break;
+      }
+      case NativeEvent.Path:
+        this.#refreshInfo();
+        this.emit('path');
+        break;
+      case NativeEvent.Close:
+        this.#onNativeClose();
+        break;
+    }
+  };
+
+  #onConnect(): void {
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
+    this.connecting = false;
+    this.#refreshInfo();
+    const info = this.#info;
+    debug(
+      'connected %s:%s -> %s:%s mptcp=%s%s',
+      info?.localAddress,
+      info?.localPort,
+      info?.remoteAddress,
+      info?.remotePort,
+      info?.mptcp,
+      info?.fallback ? ' (the kernel refused MPTCP: plain TCP)' : '',
+    );
+    this.#touch();
+
+    const deferred = this.#deferredWrite;
+    this.#deferredWrite = null;
+    if (deferred) this.#writeChunks(deferred.chunks, deferred.callback);
+    const final = this.#deferredFinal;
+    this.#deferredFinal = null;
+    if (final) this._final(final);
+
+    this.emit('connect');
+    this.emit('ready');
+    if (this.destroyed) return;
+    if (this.#wantRead) this.#handle?.readStart();
+    else if (!this.isPaused()) this.read(0);
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#bytesRead += chunk.length;
+    this.#touch();
+    if (!this.push(chunk)) {
+      this.#wantRead = false;
+      this.#handle?.readStop();
+    }
+  }
+
+  #onWriteDone(error: NativeError | null): void {
+    const callback = this.#pendingWrite;
+    this.#pendingWrite = null;
+    if (!callback) return;
+    if (error === null) {
+      this.#touch();
+      callback();
+    } else if (this.destroyed) {
+      callback(destroyedError());
+    } else {
+      callback(nativeSystemError(error, {}));
+    }
+  }
+
+  #onShutdownDone(error: NativeError | null): void {
+    const callback = this.#pendingShutdown;
+    this.#pendingShutdown = null;
+    if (!callback) return;
+    if (error === null || error.errno === ENOTCONN || this.destroyed) callback();
+    else callback(nativeSystemError(error, {}));
+  }
+
+  #onError(error: NativeError): void {
+    if (this.destroyed) return;
+    const exception = nativeSystemError(error, this.#errorDetails());
+    debug('error: %s', exception.message);
+    this.destroy(exception);
+  }
+
+  #onNativeClose(): void {
+    this.#nativeClosed = true;
+    this.#handle = null;
+    debug('closed %s:%d', this.#host, this.#port);
+    this.#emitClose();
+  }
+
+  #emitClose(): void {
+    if (this.#closeEmitted) return;
+    this.#closeEmitted = true;
+    this.emit('close', this.#hadError);
+  }
+
+  #errorDetails() {
+    return { address: this.#host, port: this.#port, hostname: this.#host };
+  }
+
+  #refreshInfo(): void {
+    const info = this.#handle?.getInfo();
+    if (info) this.#info = info;
+  }
+
+  // Any read or write restarts the idle timer, as in net.Socket.
+  #touch(): void {
+    this.#timer?.refresh();
+  }
+
+  /** Writes a string, Buffer, TypedArray or DataView, as net.Socket accepts. */
+  override write(
+    chunk: unknown,
+    encoding?: BufferEncoding | WriteCallback,
+    callback?: WriteCallback,
+  ): boolean {
+    return super.write(asBuffer(chunk), encoding as BufferEncoding, callback);
+  }
+
+  override end(
+    chunk?: unknown,
+    encoding?: BufferEncoding | (() => void),
+    callback?: () => void,
+  ): this {
+    if (typeof chunk === 'function') return super.end(chunk as () => void);
+    return super.end(asBuffer(chunk), encoding as BufferEncoding, callback);
+  }
+
+  override _read(): void {
+    if (this.connecting || this.#handle === null) {
+      this.#wantRead = true;
+      return;
+    }
+    this.#wantRead = true;
+    this.#handle.readStart();
+  }
+
+  #writeChunks(chunks: Buffer | Buffer[], callback: WriteCallback): void {
+    if (this.connecting || this.#handle === null) {
+      this.#deferredWrite = { chunks, callback };
+      return;
+    }
+    const bytes = byteLength(chunks);
+    const status = this.#handle.write(chunks);
+    if (status < 0) {
+      callback(systemError(status, 'write'));
+      return;
+    }
+    this.#bytesDispatched += bytes;
+    this.#touch();
+    if (status === 1) callback();
+    else this.#pendingWrite = callback;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    this.#writeChunks(chunk, callback);
+  }
+
+  override _writev(
+    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
+    callback: WriteCallback,
+  ): void {
+    this.#writeChunks(
+      chunks.map((entry) => entry.chunk),
+      callback,
+    );
+  }
+
+  override _final(callback: WriteCallback): void {
+    if (this.connecting) {
+      this.#deferredFinal = callback;
+      return;
+    }
+    if (this.#handle === null) {
+      callback();
+      return;
+    }
+    const status = this.#handle.shutdown();
+    if (status === 1 || status === ENOTCONN) callback();
+    else if (status === 0) this.#pendingShutdown = callback;
+    else callback(systemError(status, 'shutdown'));
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.connecting = false;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#hadError = error !== null && error !== undefined;
+
+    const deferred = this.#deferredWrite;
+    this.#deferredWrite = null;
+    if (deferred) deferred.callback(destroyedError());
+    const final = this.#deferredFinal;
+    this.#deferredFinal = null;
+    if (final) final(destroyedError());
+
+    if (this.#handle !== null && !this.#nativeClosed) {
+      debug('destroy %s:%d%s', this.#host, this.#port, this.#reset ? ' with reset' : '');
+      this.#refreshInfo();
+      // 'close' follows the native Close event; pending writes complete
+      // with an error before it.
+      this.#handle.close(this.#reset);
+      callback(error);
+      return;
+    }
+    callback(error);
+    process.nextTick(() => this.#emitClose());
+  }
+
+  /** Closes the connection with a TCP RST instead of a FIN. */
+  resetAndDestroy(): this {
+    this.#reset = true;
+    this.destroy();
+    return this;
+  }
+
+  /**
+   * Emits 'timeout' after `ms` of inactivity; 0 turns it off. The socket
+   * stays open: the listener decides what to do.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    validateMsecs(ms, 'msecs');
+    if (callback !== undefined && typeof callback !== 'function')
+      throw invalidArgType('callback', 'function', callback);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timeout = ms;
+    if (ms === 0) {
+      if (callback) this.removeListener('timeout', callback);
+      return this;
+    }
+    if (callback) this.once('timeout', callback);
+    if (this.destroyed) return this;
+    this.#timer = setTimeout(() => {
+      debug('idle for %d ms', this.#timeout);
+      this.emit('timeout');
+    }, ms);
+    this.#timer.unref();
+    return this;
+  }
+
+  /** Turns Nagle's algorithm off (true, the default) or on. */
+  setNoDelay(noDelay = true): this {
+    this.#noDelay = Boolean(noDelay);
+    if (this.#handle !== null && !this.connecting) {
+      const status = this.#handle.setNoDelay(this.#noDelay);
+      if (status < 0)
+        debug('setNoDelay(%s) not applied: %s', noDelay, systemError(status, 'setsockopt').code);
+    }
+    return this;
+  }
+
+  /** Turns TCP keep-alive on or off; initialDelay is in milliseconds. */
+  setKeepAlive(enable = false, initialDelay = 0): this {
+    this.#keepAlive = Boolean(enable);
+    this.#keepAliveDelay = Math.trunc(Math.max(0, Number(initialDelay) || 0) / 1000);
+    if (this.#handle !== null && !this.connecting) {
+      const status = this.#handle.setKeepAlive(this.#keepAlive, this.#keepAliveDelay);
+      if (status < 0)
+        debug('setKeepAlive(%s) not applied: %s', enable, systemError(status, 'setsockopt').code);
+    }
+    return this;
+  }
+
+  /** Lets the socket keep the process alive again. */
+  ref(): this {
+    this.#refed = true;
+    this.#handle?.ref();
+    return this;
+  }
+
+  /** Lets the process exit while this socket is open. */
+  unref(): this {
+    this.#refed = false;
+    this.#handle?.unref();
+    return this;
+  }
+
+  /** Local address, family and port, or {} before connect. */
+  address(): AddressInfo | Record<string, never> {
+    const info = this.#info;
+    if (!info || info.localAddress === undefined) return {};
+    return {
+      address: info.localAddress,
+      family: info.localFamily ?? 'IPv4',
+      port: info.localPort ?? 0,
+    };
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#info?.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#info?.remotePort;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.#info?.remoteFamily;
+  }
+
+  get localAddress(): string | undefined {
+    return this.#info?.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.#info?.localPort;
+  }
+
+  get localFamily(): string | undefined {
+    return this.#info?.localFamily;
+  }
+
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /** Bytes handed to the connection plus bytes still buffered, as in net.Socket. */
+  get bytesWritten(): number {
+    let bytes = this.#bytesDispatched;
+    if (this.destroyed) return bytes;
+    if (this.#deferredWrite) bytes += byteLength(this.#deferredWrite.chunks);
+    // writableBuffer is public in Node's streams but missing from the types.
+    const buffered = (this as unknown as { writableBuffer: BufferedChunk[] }).writableBuffer;
+    for (const entry of buffered)
+      bytes +=
+        typeof entry.chunk === 'string'
+          ? Buffer.byteLength(entry.chunk, entry.encoding)
+          : entry.chunk.length;
+    return bytes;
+  }
+
+  /** True until the connection is established. */
+  get pending(): boolean {
+    return this.#handle === null || this.connecting;
+  }
+
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  /** The multipath service that connect() requested. */
+  get multipath(): MultipathService {
+    return this.#multipath;
+  }
+
+  /**
+   * Whether the connection uses MPTCP: true or false where the platform can
+   * tell, null where it cannot (macOS with one path) or before connect.
+   */
+  get mptcp(): boolean | null {
+    if (this.#handle !== null && !this.connecting) this.#refreshInfo();
+    return this.#info?.mptcp ?? null;
+  }
+
+  /** True when the kernel refused an MPTCP socket and plain TCP was used. */
+  get mptcpFallback(): boolean {
+    return this.#info?.fallback ?? false;
+  }
+}
