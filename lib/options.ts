@@ -3,6 +3,7 @@
 // ERR_* code, that Node's net module throws for the same mistake.
 
 import { isIP } from 'node:net';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 
 import {
   invalidArgType,
@@ -73,6 +74,8 @@ export interface ConnectOptions extends SocketOptions {
    * with the reason. Linux has no waiting state and ignores it.
    */
   waitForConnectivity?: boolean;
+  /** TLS over the MPTCP connection: true, or the options of tls.connect. */
+  tls?: boolean | TlsConnectionOptions;
 }
 
 /** Options after validation, with defaults filled in. */
@@ -92,6 +95,8 @@ export interface NormalizedConnectOptions {
   keepAliveInitialDelay?: number;
   signal?: AbortSignal;
   allowHalfOpen?: boolean;
+  /** TLS options, or undefined for none; true becomes {}. */
+  tls?: TlsConnectionOptions;
 }
 
 /** Maximum length of a DNS name in bytes (RFC 1035, 2.3.4). */
@@ -210,9 +215,18 @@ export function validateConnectOptions(options: Partial<ConnectOptions>): Normal
       ? undefined
       : validateMsecs(options.keepAliveInitialDelay, 'options.keepAliveInitialDelay');
 
+  let tls: TlsConnectionOptions | undefined;
+  if (options.tls === true) tls = {};
+  else if (options.tls !== undefined && options.tls !== false) {
+    if (options.tls === null || typeof options.tls !== 'object')
+      throw invalidArgType('options.tls', ['boolean', 'object'], options.tls);
+    tls = options.tls;
+  }
+
   return {
     host,
     port,
+    tls,
     multipath,
     family,
     localAddress,
