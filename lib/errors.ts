@@ -65,19 +65,20 @@ export function systemError(
   return error;
 }
 
-/** Builds the Node error for an error reported by the backend. */
-export function nativeSystemError(native: NativeError, fallback: SystemErrorDetails): SystemError {
-  const details: SystemErrorDetails = { ...fallback };
-  if (native.syscall === 'getaddrinfo') {
-    details.address = undefined;
-    details.port = undefined;
-  } else {
-    details.hostname = undefined;
-    if (native.address !== undefined) {
-      details.address = native.address;
-      details.port = native.port;
-    }
-  }
+/**
+ * Builds the Node error for an error reported by the backend. As in net,
+ * name resolution errors carry the host name, connect errors the address
+ * and port, and errors of an established connection neither.
+ */
+export function nativeSystemError(
+  native: NativeError,
+  target: { host: string; port: number },
+): SystemError {
+  let details: SystemErrorDetails = {};
+  if (native.syscall === 'getaddrinfo') details = { hostname: target.host };
+  else if (native.address !== undefined) details = { address: native.address, port: native.port };
+  else if (native.syscall === 'connect') details = { address: target.host, port: target.port };
+
   const error = systemError(native.errno, native.syscall, details);
   if (native.domain > 0) {
     error.networkDomain = NETWORK_DOMAINS[native.domain];

@@ -254,7 +254,7 @@ export class MptcpSocket extends Duplex {
         this.#onError(arg as NativeError);
         break;
       case NativeEvent.Waiting: {
-        const reason = nativeSystemError(arg as NativeError, this.#errorDetails());
+        const reason = nativeSystemError(arg as NativeError, this.#target());
         debug('waiting for connectivity: %s', reason.message);
         this.emit('waiting', reason);
         break;
@@ -319,7 +319,7 @@ export class MptcpSocket extends Duplex {
     } else if (this.destroyed) {
       callback(destroyedError());
     } else {
-      callback(nativeSystemError(error, {}));
+      callback(nativeSystemError(error, this.#target()));
     }
   }
 
@@ -328,12 +328,12 @@ export class MptcpSocket extends Duplex {
     this.#pendingShutdown = null;
     if (!callback) return;
     if (error === null || error.errno === ENOTCONN || this.destroyed) callback();
-    else callback(nativeSystemError(error, {}));
+    else callback(nativeSystemError(error, this.#target()));
   }
 
   #onError(error: NativeError): void {
     if (this.destroyed) return;
-    const exception = nativeSystemError(error, this.#errorDetails());
+    const exception = nativeSystemError(error, this.#target());
     debug('error: %s', exception.message);
     this.destroy(exception);
   }
@@ -351,11 +351,22 @@ export class MptcpSocket extends Duplex {
     this.emit('close', this.#hadError);
   }
 
-  #errorDetails() {
-    return { address: this.#host, port: this.#port, hostname: this.#host };
+  #target() {
+    return { host: this.#host, port: this.#port };
+  }
+
+  #forgetLocalAddress(): void {
+    if (!this.#info) return;
+    this.#info = {
+      ...this.#info,
+      localAddress: undefined,
+      localPort: undefined,
+      localFamily: undefined,
+    };
   }
 
   #refreshInfo(): void {
+    if (this.destroyed) return;
     const info = this.#handle?.getInfo();
     if (info) this.#info = info;
   }
@@ -432,8 +443,11 @@ export class MptcpSocket extends Duplex {
       callback();
       return;
     }
+    // A shutdown that completes at once still calls back on a later tick,
+    // as libuv's does, so that an error raised in the same tick (such as a
+    // write after end) wins over 'finish'.
     const status = this.#handle.shutdown();
-    if (status === 1 || status === ENOTCONN) callback();
+    if (status === 1 || status === ENOTCONN) process.nextTick(callback);
     else if (status === 0) this.#pendingShutdown = callback;
     else callback(systemError(status, 'shutdown'));
   }
@@ -445,6 +459,9 @@ export class MptcpSocket extends Duplex {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#hadError = error !== null && error !== undefined;
+    // As in net.Socket, the local address is forgotten at destroy and the
+    // remote one is kept.
+    this.#forgetLocalAddress();
 
     const deferred = this.#deferredWrite;
     this.#deferredWrite = null;
@@ -455,7 +472,6 @@ export class MptcpSocket extends Duplex {
 
     if (this.#handle !== null && !this.#nativeClosed) {
       debug('destroy %s:%d%s', this.#host, this.#port, this.#reset ? ' with reset' : '');
-      this.#refreshInfo();
       // 'close' follows the native Close event; pending writes complete
       // with an error before it.
       this.#handle.close(this.#reset);

@@ -353,7 +353,7 @@ void EnvData::Teardown() {
     std::lock_guard<std::mutex> lock(mutex_);
     closing_ = true;
   }
-  // Resets every connection and waits for the backend threads; their last
+  // Closes every connection and waits for the backend threads; their last
   // events land in the queue, which is then emptied without JavaScript.
   mp_backend_destroy(backend_);
   backend_ = nullptr;

@@ -151,9 +151,10 @@ int mp_backend_resolves_names(void);
 /* Creates the backend state of one Node environment. */
 int mp_backend_create(mp_backend_t **out);
 
-/* Resets every open connection, waits until each has emitted its CLOSE, and
- * frees the backend. No emit callback runs after it returns. Connections are
- * still to be freed with mp_conn_free. */
+/* Closes every open connection gracefully, as mp_conn_close(conn, 0) does,
+ * waits until each has emitted its CLOSE, and frees the backend. No emit
+ * callback runs after it returns. Connections are still to be freed with
+ * mp_conn_free. */
 void mp_backend_destroy(mp_backend_t *backend);
 
 /* Starts a connection. On success *out is set before the first event, and

@@ -689,7 +689,7 @@ void mp_backend_destroy(mp_backend_t *backend) {
     if (conn->close_posted)
       continue;
     conn->close_posted = 1;
-    conn->reset = 1;
+    conn->reset = 0;
     queue_command(conn, COMMAND_CLOSE);
   }
   pthread_mutex_unlock(&backend->lock);
