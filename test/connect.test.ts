@@ -4,18 +4,29 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as net from 'node:net';
+import { constants } from 'node:os';
 
+import { binding } from '../lib/binding';
 import { connect, createConnection, MptcpSocket } from '../lib/index';
 import type { SystemError } from '../lib/errors';
 import {
+  backendName,
   canServeMptcp,
   collect,
   expectedMptcpFlag,
   expectedTcpFlag,
   recordEvents,
+  skipWithReason,
   startServer,
   type TestServer,
 } from './helpers';
+import { createBlackhole, namespaceUnavailableReason, type Blackhole } from './netns';
+
+const ECONNREFUSED = -constants.errno.ECONNREFUSED;
+const ETIMEDOUT = -constants.errno.ETIMEDOUT;
+
+/** Darwin's number for ECONNREFUSED, which the Network framework reports. */
+const DARWIN_ECONNREFUSED = 61;
 
 /** Returns a loopback port with nothing listening on it. */
 async function closedPort(): Promise<number> {
@@ -79,10 +90,110 @@ describe('connect', () => {
     assert.deepEqual(await events, ['error', 'close']);
     assert.equal(hadError, true);
     assert.equal(error.code, 'ECONNREFUSED');
-    assert.equal(error.errno, -(require('node:os').constants.errno.ECONNREFUSED as number));
+    assert.equal(error.errno, ECONNREFUSED);
     assert.equal(error.syscall, 'connect');
     assert.equal(error.address, '127.0.0.1');
     assert.equal(error.port, port);
     assert.equal(error.message, `connect ECONNREFUSED 127.0.0.1:${port}`);
+  });
+
+  it("emits 'lookup' before 'connect' for a host name", async () => {
+    server = await startServer((socket) => socket.end());
+    const lookups: unknown[][] = [];
+    const client = connect({
+      port: server.port,
+      host: 'localhost',
+      family: 4,
+      lookup: (hostname, _options, callback) => {
+        assert.equal(hostname, 'localhost');
+        setImmediate(() => callback(null, [{ address: '127.0.0.1', family: 4 }]));
+      },
+    });
+    const events = recordEvents(client, ['lookup', 'connect', 'close']);
+    client.on('lookup', (...args: unknown[]) => lookups.push(args));
+    client.resume();
+    assert.deepEqual(await events, ['lookup', 'connect', 'close']);
+    assert.deepEqual(lookups, [[null, '127.0.0.1', 4, 'localhost']]);
+  });
+
+  describe('connectTimeout', () => {
+    let blackhole: Blackhole | undefined;
+
+    before(function () {
+      const reason = namespaceUnavailableReason();
+      if (reason) skipWithReason(this, reason);
+      blackhole = createBlackhole();
+    });
+
+    after(() => blackhole?.remove());
+
+    it('fails a connect that takes too long with ETIMEDOUT', async () => {
+      const address = blackhole!.address;
+      const client = connect({ port: 80, host: address, connectTimeout: 100 });
+      const events = recordEvents(client, ['connect', 'timeout', 'error', 'close']);
+      const [error] = (await once(client, 'error')) as [SystemError];
+      assert.deepEqual(await events, ['error', 'close']);
+      assert.equal(error.code, 'ETIMEDOUT');
+      assert.equal(error.errno, ETIMEDOUT);
+      assert.equal(error.syscall, 'connect');
+      assert.equal(error.address, address);
+      assert.equal(error.port, 80);
+      assert.equal(error.message, `connect ETIMEDOUT ${address}:80`);
+    });
+
+    it('covers connecting only', async () => {
+      server = await startServer((socket) => setTimeout(() => socket.end('late'), 300));
+      const client = connect({ port: server.port, host: '127.0.0.1', connectTimeout: 100 });
+      const reply = await collect(client);
+      assert.equal(reply.toString(), 'late');
+    });
+  });
+
+  describe('Network framework waiting state', () => {
+    before(function () {
+      if (backendName !== 'darwin')
+        skipWithReason(this, 'the waiting state exists only with the Network framework backend');
+    });
+
+    it('fails a refused connect with the mapped POSIX error', async () => {
+      const port = await closedPort();
+      const client = connect(port, '127.0.0.1');
+      const [error] = (await once(client, 'error')) as [SystemError];
+      assert.equal(error.code, 'ECONNREFUSED');
+      assert.equal(error.errno, ECONNREFUSED);
+      assert.equal(error.syscall, 'connect');
+      assert.equal(error.networkDomain, 'posix');
+      assert.equal(error.networkCode, DARWIN_ECONNREFUSED);
+    });
+
+    it('fails an unknown name with ENOTFOUND from the framework', async () => {
+      assert.equal(binding.resolvesNames, true);
+      const client = connect(80, 'nonexistent.invalid');
+      const [error] = (await once(client, 'error')) as [SystemError];
+      assert.equal(error.code, 'ENOTFOUND');
+      assert.equal(error.syscall, 'getaddrinfo');
+      assert.equal(error.hostname, 'nonexistent.invalid');
+      assert.equal(error.networkDomain, 'dns');
+    });
+
+    it('waits for connectivity when asked, then connects', async () => {
+      const port = await closedPort();
+      const client = connect({ port, host: '127.0.0.1', waitForConnectivity: true });
+      const [reason] = (await once(client, 'waiting')) as [SystemError];
+      assert.equal(reason.code, 'ECONNREFUSED');
+      assert.equal(client.connecting, true);
+
+      // The server appears on the port that refused, and the framework's
+      // next attempt succeeds.
+      const late = net.createServer((socket) => socket.end('here'));
+      late.listen(port, '127.0.0.1');
+      await once(late, 'listening');
+      try {
+        const reply = await collect(client);
+        assert.equal(reply.toString(), 'here');
+      } finally {
+        late.close();
+      }
+    });
   });
 });

@@ -23,9 +23,20 @@ export const expectedMptcpFlag: boolean | null = backendName === 'linux' ? true 
 /** What MptcpSocket.mptcp reports for a connection that fell back to TCP. */
 export const expectedTcpFlag: boolean | null = backendName === 'linux' ? false : null;
 
-/** Marks the running test skipped, with the reason visible in its title. */
+function markSkipped(suite: Mocha.Suite, reason: string): void {
+  for (const test of suite.tests) test.title += ` (skipped: ${reason})`;
+  for (const child of suite.suites) markSkipped(child, reason);
+}
+
+/**
+ * Marks the running test skipped, with the reason visible in its title.
+ * Called from a before() hook, it marks every test of the suite.
+ */
 export function skipWithReason(context: Mocha.Context, reason: string): never {
-  if (context.test) context.test.title += ` (skipped: ${reason})`;
+  const runnable = context.test;
+  const isHook = (runnable as { type?: string } | undefined)?.type === 'hook';
+  if (isHook && runnable?.parent) markSkipped(runnable.parent, reason);
+  else if (runnable) runnable.title += ` (skipped: ${reason})`;
   context.skip();
 }
 
