@@ -1,5 +1,13 @@
 # Builds the nw_mptcp addon: the shared glue plus one backend per OS.
+#
+# With -Dnw_mptcp_emulated=1 (npm run build:emulated, Linux and clang only)
+# it also builds nw_mptcp_emulated: the macOS backend compiled against the
+# test-only Network framework emulation in test/emulation/, so that the
+# test suite can run the macOS code path on Linux.
 {
+  "variables": {
+    "nw_mptcp_emulated%": 0
+  },
   "targets": [
     {
       "target_name": "nw_mptcp",
@@ -26,6 +34,32 @@
           "link_settings": {
             "libraries": ["-framework Network"]
           }
+        }]
+      ]
+    },
+    {
+      "target_name": "nw_mptcp_emulated",
+      "type": "none",
+      "conditions": [
+        ["OS=='linux' and nw_mptcp_emulated==1", {
+          "type": "loadable_module",
+          "product_extension": "node",
+          "sources": [
+            "native/addon.cc",
+            "native/backend_darwin.c",
+            "native/socket_linux.c",
+            "<!@(ls test/emulation/*.c)"
+          ],
+          "include_dirs": [
+            "test/emulation/include",
+            "<!(node -p \"require('node-addon-api').include_dir\")"
+          ],
+          "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],
+          "cflags": ["-Wall", "-Wextra", "-fblocks", "-fvisibility=hidden"],
+          "cflags_c": ["-std=gnu11"],
+          "cflags_cc": ["-std=c++17", "-fexceptions"],
+          "cflags_cc!": ["-fno-exceptions"],
+          "libraries": ["-lBlocksRuntime", "-lpthread"]
         }]
       ]
     }

@@ -110,13 +110,20 @@ export interface NativeBinding {
   resolvesNames: boolean;
 }
 
+/**
+ * The addon to load. NW_MPTCP_BACKEND=emulated selects the test build of
+ * the macOS backend on the Network framework emulation (Linux only; see
+ * test/emulation/README.md).
+ */
+const ADDON_NAME = process.env.NW_MPTCP_BACKEND === 'emulated' ? 'nw_mptcp_emulated' : 'nw_mptcp';
+
 function load(): NativeBinding {
   try {
-    return bindings('nw_mptcp') as NativeBinding;
+    return bindings(ADDON_NAME) as NativeBinding;
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(
-      `nw-mptcp: the native addon for ${process.platform}-${process.arch} ` +
+      `nw-mptcp: the native addon ${ADDON_NAME} for ${process.platform}-${process.arch} ` +
         `(Node ${process.versions.node}, ABI ${process.versions.modules}) ` +
         `could not be loaded. Run "npm rebuild nw-mptcp" to build it.\n${reason}`,
       { cause: error },
