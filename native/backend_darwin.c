@@ -675,17 +675,27 @@ static void set_ip_version(nw_parameters_t parameters, int family) {
   nw_release(stack);
 }
 
+/* Returns 1 when host is an IPv4 or IPv6 address literal. A name never
+ * contains ':', so any host with one is taken as IPv6, zone index included. */
+static int is_address_literal(const char *host) {
+  struct in_addr parsed;
+
+  return strchr(host, ':') != NULL || inet_pton(AF_INET, host, &parsed) == 1;
+}
+
 /* Returns the any-address to bind when the caller gave a local port but no
  * local address. */
 static const char *unspecified_address(const mp_connect_options_t *options) {
+  /* An address literal fixes the family, whatever the value of
+   * options->family, because the family option does not apply to literals. */
+  if (is_address_literal(options->host))
+    return strchr(options->host, ':') != NULL ? "::" : "0.0.0.0";
   if (options->family == 6)
     return "::";
-  if (options->family == 4)
-    return "0.0.0.0";
 
   /* NOTE: with family 0 and a host name, the IPv4 any-address is bound,
    * which may keep the framework from trying the name's IPv6 addresses. */
-  return strchr(options->host, ':') != NULL ? "::" : "0.0.0.0";
+  return "0.0.0.0";
 }
 
 static int set_local_endpoint(nw_parameters_t parameters,
@@ -746,7 +756,9 @@ static int create_parameters(const mp_connect_options_t *options,
     return -ENOMEM;
 
   nw_parameters_set_multipath_service(parameters, service);
-  if (options->family != 0)
+  /* As in Node's net, the family only filters name resolution: an address
+   * literal of the other family is still connected to, not refused. */
+  if (options->family != 0 && !is_address_literal(options->host))
     set_ip_version(parameters, options->family);
   if (options->local_address != NULL || options->local_port != 0) {
     r = set_local_endpoint(parameters, options);
@@ -819,9 +831,12 @@ int mp_backend_create(mp_backend_t **out) {
 void mp_backend_destroy(mp_backend_t *backend) {
   mp_conn_t *conn;
 
+  /* The close is graceful, as when the kernel closes the sockets of an
+   * exiting process: the peer reads the end of the stream, not a reset. The
+   * Linux backend closes the same way. */
   pthread_mutex_lock(&backend->lock);
   for (conn = backend->live; conn != NULL; conn = conn->next_live)
-    mp_conn_close(conn, 1);
+    mp_conn_close(conn, 0);
   while (backend->live != NULL || backend->closing > 0)
     pthread_cond_wait(&backend->close_emitted, &backend->lock);
   pthread_mutex_unlock(&backend->lock);
