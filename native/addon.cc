@@ -121,7 +121,9 @@ public:
 
   explicit Connection(const Napi::CallbackInfo &info);
 
-  void Dispatch(Napi::Env env, QueuedEvent &event);
+  // Calls the event callback with raw Node-API calls. Returns napi_ok, or
+  // the first failed status, with a listener's exception left pending.
+  napi_status Dispatch(napi_env env, QueuedEvent &event);
   // Releases what the event carries without calling JavaScript; used once
   // the environment is being torn down.
   void Discard(QueuedEvent &event);
@@ -144,7 +146,6 @@ private:
   Napi::Value UnrefMethod(const Napi::CallbackInfo &info);
 
   void UpdateRead();
-  Napi::Value MakeError(Napi::Env env, const mp_error_t &error);
 
   EnvData *env_data_;
   Napi::FunctionReference callback_;
@@ -299,8 +300,7 @@ void EnvData::CallJs(napi_env env, napi_value, void *context, void *) {
   static_cast<EnvData *>(context)->Drain(env);
 }
 
-void EnvData::Drain(napi_env raw_env) {
-  Napi::Env env(raw_env);
+void EnvData::Drain(napi_env env) {
   std::vector<QueuedEvent> batch;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -308,25 +308,36 @@ void EnvData::Drain(napi_env raw_env) {
     scheduled_ = false;
   }
 
-  Napi::HandleScope scope(env);
-  for (size_t i = 0; i < batch.size(); i++) {
-    try {
-      batch[i].connection->Dispatch(env, batch[i]);
-    } catch (const Napi::Error &error) {
-      // A listener threw. The rest of the batch goes back to the front of
-      // the queue for the next turn, and the exception reaches the
-      // process as an uncaught exception, as it would from a net.Socket.
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        queue_.insert(queue_.begin(), batch.begin() + i + 1, batch.end());
-        if (!queue_.empty() && !scheduled_) {
-          scheduled_ = true;
-          napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
-        }
-      }
-      error.ThrowAsJavaScriptException();
-      return;
+  // Raw Node-API calls with checked statuses: node-addon-api turns a
+  // failed call into a fatal error while the environment is stopping, and
+  // Node may still run this function then.
+  napi_handle_scope scope;
+  size_t done = 0;
+  bool rescheduled = false;
+  if (napi_open_handle_scope(env, &scope) == napi_ok) {
+    for (; done < batch.size(); done++) {
+      if (batch[done].connection->Dispatch(env, batch[done]) == napi_ok)
+        continue;
+      // A pending exception means a listener threw, as from a net.Socket:
+      // it reaches the process as an uncaught exception, and the rest of
+      // the batch runs on the next turn. Otherwise JavaScript cannot run
+      // any more, and Teardown discards what is left.
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      rescheduled = pending;
+      done++;
+      break;
     }
+    napi_close_handle_scope(env, scope);
+  }
+  if (done == batch.size())
+    return;
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  queue_.insert(queue_.begin(), batch.begin() + done, batch.end());
+  if (rescheduled && !scheduled_ && !closing_) {
+    scheduled_ = true;
+    napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking);
   }
 }
 
@@ -621,26 +632,59 @@ Napi::Value Connection::UnrefMethod(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-Napi::Value Connection::MakeError(Napi::Env env, const mp_error_t &error) {
-  Napi::Object result = Napi::Object::New(env);
-
-  result.Set("errno", Napi::Number::New(env, error.code));
-  result.Set(
-      "syscall",
-      Napi::String::New(env, error.syscall != nullptr ? error.syscall : ""));
-  result.Set("domain", Napi::Number::New(env, error.domain));
-  result.Set("raw", Napi::Number::New(env, error.raw));
-  if (error.has_address)
-    SetAddress(result, "", error.address);
-  return result;
-}
-
 void FreeData(napi_env, void *data, void *) {
   std::free(data);
 }
 
-void Connection::Dispatch(Napi::Env env, QueuedEvent &event) {
-  Napi::Value arg = env.Undefined();
+// Sets a number property; part of the raw Node-API path of Dispatch.
+napi_status SetNumber(napi_env env, napi_value target, const char *name,
+                      double value) {
+  napi_value number;
+  napi_status status = napi_create_double(env, value, &number);
+  if (status != napi_ok)
+    return status;
+  return napi_set_named_property(env, target, name, number);
+}
+
+napi_status SetString(napi_env env, napi_value target, const char *name,
+                      const char *value) {
+  napi_value text;
+  napi_status status =
+      napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &text);
+  if (status != napi_ok)
+    return status;
+  return napi_set_named_property(env, target, name, text);
+}
+
+// Builds the NativeError object of lib/binding.ts.
+napi_status MakeErrorValue(napi_env env, const mp_error_t &error,
+                           napi_value *result) {
+  napi_status status = napi_create_object(env, result);
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "errno", error.code);
+  if (status == napi_ok)
+    status = SetString(env, *result, "syscall",
+                       error.syscall != nullptr ? error.syscall : "");
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "domain", error.domain);
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "raw", error.raw);
+  if (status == napi_ok && error.has_address) {
+    int port = 0;
+    int family = 0;
+    std::string text = FormatAddress(error.address, &port, &family);
+    status = SetString(env, *result, "address", text.c_str());
+    if (status == napi_ok)
+      status = SetNumber(env, *result, "port", port);
+    if (status == napi_ok)
+      status = SetString(env, *result, "family", family == 6 ? "IPv6" : "IPv4");
+  }
+  return status;
+}
+
+napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
+  napi_value arg = nullptr;
+  napi_status status = napi_ok;
 
   switch (event.type) {
   case MP_EVENT_DATA: {
@@ -654,26 +698,28 @@ void Connection::Dispatch(Napi::Env env, QueuedEvent &event) {
     }
     // The buffer goes to JavaScript without a copy where the runtime
     // allows external buffers, and is copied where it does not (Electron).
-    napi_value buffer;
-    napi_status status = napi_create_external_buffer(
-        env, event.len, event.data, FreeData, nullptr, &buffer);
-    if (status == napi_ok) {
-      arg = Napi::Value(env, buffer);
-    } else {
-      arg = Napi::Buffer<char>::Copy(env, static_cast<char *>(event.data),
-                                     event.len);
+    status = napi_create_external_buffer(env, event.len, event.data, FreeData,
+                                         nullptr, &arg);
+    if (status != napi_ok) {
+      void *copy;
+      status = napi_create_buffer_copy(env, event.len, event.data, &copy, &arg);
       std::free(event.data);
     }
+    event.data = nullptr;
     break;
   }
   case MP_EVENT_WRITE:
   case MP_EVENT_SHUTDOWN:
     delete static_cast<WriteRequest *>(event.req);
-    arg = event.error.code == 0 ? env.Null() : MakeError(env, event.error);
+    event.req = nullptr;
+    if (event.error.code == 0)
+      status = napi_get_null(env, &arg);
+    else
+      status = MakeErrorValue(env, event.error, &arg);
     break;
   case MP_EVENT_ERROR:
   case MP_EVENT_WAITING:
-    arg = MakeError(env, event.error);
+    status = MakeErrorValue(env, event.error, &arg);
     break;
   case MP_EVENT_CLOSE:
     mp_conn_free(conn_);
@@ -686,14 +732,28 @@ void Connection::Dispatch(Napi::Env env, QueuedEvent &event) {
   default:
     break;
   }
+  if (status == napi_ok && arg == nullptr)
+    status = napi_get_undefined(env, &arg);
 
-  Napi::Object self = Value();
-  Napi::Function callback = callback_.Value();
+  napi_value self = nullptr;
+  napi_value callback = nullptr;
+  napi_value type = nullptr;
+  if (status == napi_ok)
+    status = napi_get_reference_value(env, static_cast<napi_ref>(*this), &self);
+  if (status == napi_ok)
+    status = napi_get_reference_value(env, static_cast<napi_ref>(callback_),
+                                      &callback);
+  if (status == napi_ok)
+    status = napi_create_int32(env, event.type, &type);
   // After CLOSE the object may be collected once the callback returns.
   if (event.type == MP_EVENT_CLOSE)
-    Unref();
-  if (!callback.IsEmpty())
-    callback.Call(self, {Napi::Number::New(env, event.type), arg});
+    napi_reference_unref(env, static_cast<napi_ref>(*this), nullptr);
+  if (status != napi_ok || callback == nullptr || self == nullptr)
+    return status;
+
+  napi_value args[2] = {type, arg};
+  napi_value result;
+  return napi_call_function(env, self, callback, 2, args, &result);
 }
 
 void Connection::Discard(QueuedEvent &event) {
