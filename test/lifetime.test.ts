@@ -8,7 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as path from 'node:path';
 
-import { skipWithReason, startServer, type TestServer } from './helpers';
+import { backendName, skipWithReason, startServer, type TestServer } from './helpers';
 import { namespaceUnavailableReason, uniqueName } from './netns';
 
 const CLIENT = path.join(__dirname, 'fixtures', 'client.js');
@@ -134,6 +134,8 @@ describe('lifetime', () => {
     let namespace: string | undefined;
 
     before(function () {
+      if (backendName !== 'linux')
+        skipWithReason(this, 'only the Linux backend opens kernel sockets from the client');
       const reason = namespaceUnavailableReason();
       if (reason) skipWithReason(this, reason);
       namespace = uniqueName('nwfb');
