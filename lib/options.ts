@@ -3,7 +3,6 @@
 // ERR_* code, that Node's net module throws for the same mistake.
 
 import { isIP } from 'node:net';
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 
 import {
   invalidArgType,
@@ -13,6 +12,7 @@ import {
   outOfRange,
   socketBadPort,
 } from './errors';
+import type { MptcpTlsOptions } from './tls';
 
 /** The Network framework's multipath services; Linux maps all but 'disabled' to MPTCP. */
 export type MultipathService = 'handover' | 'interactive' | 'aggregate' | 'disabled';
@@ -75,7 +75,7 @@ export interface ConnectOptions extends SocketOptions {
    */
   waitForConnectivity?: boolean;
   /** TLS over the MPTCP connection: true, or the options of tls.connect. */
-  tls?: boolean | TlsConnectionOptions;
+  tls?: boolean | MptcpTlsOptions;
 }
 
 /** Options after validation, with defaults filled in. */
@@ -96,7 +96,7 @@ export interface NormalizedConnectOptions {
   signal?: AbortSignal;
   allowHalfOpen?: boolean;
   /** TLS options, or undefined for none; true becomes {}. */
-  tls?: TlsConnectionOptions;
+  tls?: MptcpTlsOptions;
 }
 
 /** Maximum length of a DNS name in bytes (RFC 1035, 2.3.4). */
@@ -215,7 +215,7 @@ export function validateConnectOptions(options: Partial<ConnectOptions>): Normal
       ? undefined
       : validateMsecs(options.keepAliveInitialDelay, 'options.keepAliveInitialDelay');
 
-  let tls: TlsConnectionOptions | undefined;
+  let tls: MptcpTlsOptions | undefined;
   if (options.tls === true) tls = {};
   else if (options.tls !== undefined && options.tls !== false) {
     if (options.tls === null || typeof options.tls !== 'object')

@@ -148,6 +148,11 @@ export function createServer(
  */
 export function isMptcpSocket(socket: net.Socket | MptcpSocket): boolean | null {
   if (socket instanceof MptcpSocket) return socket.mptcp;
+  // A TLS socket from connect() reports the MptcpSocket below it; one that
+  // a server accepted wraps the accepted net.Socket.
+  const below = socket as unknown as { mptcpSocket?: MptcpSocket; _parent?: net.Socket | null };
+  if (below.mptcpSocket instanceof MptcpSocket) return below.mptcpSocket.mptcp;
+  if (below._parent instanceof net.Socket) return isMptcpSocket(below._parent);
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) return null;
   const result = binding.isMptcp(fd);
