@@ -2,6 +2,7 @@
 
 import { MptcpSocket } from './socket';
 import { normalizeConnectArgs, validateConnectOptions, type ConnectOptions } from './options';
+import { connectTls, type MptcpTlsSocket, type TlsConnectOptions } from './tls';
 
 export { MptcpSocket, type AddressInfo } from './socket';
 export {
@@ -20,6 +21,30 @@ export {
   type ListenOptions,
 } from './server';
 export {
+  MptcpTlsSocket,
+  startTls,
+  TLS_IMPLEMENTATIONS,
+  type MptcpTlsOptions,
+  type TlsConnectOptions,
+  type TlsImplementation,
+} from './tls';
+export {
+  MptcpAgent,
+  MptcpHttpsAgent,
+  type MptcpAgentConnectOptions,
+  type MptcpAgentOptions,
+  type MptcpHttpsAgentOptions,
+} from './agent';
+export {
+  createMptcpConnector,
+  createMptcpDispatcher,
+  mptcpFetch,
+  type MptcpConnector,
+  type MptcpConnectorOptions,
+  type MptcpDispatcherOptions,
+} from './undici';
+export { connectHttp2, createHttp2Connection, type MptcpHttp2Options } from './http2';
+export {
   createCheckServer,
   startCheckServer,
   checkMptcp,
@@ -33,19 +58,35 @@ export {
  * Opens an MPTCP connection: connect(options[, listener]) or
  * connect(port[, host][, listener]). Returns the socket at once; the
  * listener runs on 'connect'.
+ *
+ * With `tls`, returns an MptcpTlsSocket, a tls.TLSSocket over the MPTCP
+ * connection, and the listener runs on 'secureConnect'.
  */
-export function connect(options: ConnectOptions, connectListener?: () => void): MptcpSocket;
+export function connect(
+  options: TlsConnectOptions,
+  secureConnectListener?: () => void,
+): MptcpTlsSocket;
+export function connect(
+  options: ConnectOptions & { tls?: false },
+  connectListener?: () => void,
+): MptcpSocket;
+export function connect(
+  options: ConnectOptions | TlsConnectOptions,
+  connectListener?: () => void,
+): MptcpSocket | MptcpTlsSocket;
 export function connect(
   port: number | string,
   host?: string,
   connectListener?: () => void,
 ): MptcpSocket;
 export function connect(port: number | string, connectListener?: () => void): MptcpSocket;
-export function connect(...args: unknown[]): MptcpSocket {
+export function connect(...args: unknown[]): MptcpSocket | MptcpTlsSocket {
   const [options, listener] = normalizeConnectArgs(args);
   // Validation runs before the socket exists, so a bad argument creates
   // nothing.
-  validateConnectOptions(options);
+  const normalized = validateConnectOptions(options);
+  if (normalized.tls !== undefined)
+    return connectTls({ ...normalized, tls: normalized.tls }, options, listener);
   const socket = new MptcpSocket({ allowHalfOpen: options.allowHalfOpen });
   return socket.connect(options as ConnectOptions, listener);
 }
