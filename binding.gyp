@@ -20,7 +20,11 @@
       "cflags_cc!": ["-fno-exceptions"],
       "conditions": [
         ["OS=='linux'", {
-          "sources": ["native/backend_linux.c", "native/socket_linux.c"],
+          "sources": [
+            "native/backend_linux.c",
+            "native/paths_linux.c",
+            "native/socket_linux.c"
+          ],
           "libraries": ["-lpthread"]
         }],
         ["OS=='mac'", {

@@ -14,6 +14,9 @@ export const enum NativeEvent {
   Waiting = 7,
   Path = 8,
   Close = 9,
+  Paths = 10,
+  Viability = 11,
+  BetterPath = 12,
 }
 
 /** Error details from the backend; JavaScript builds the Node error. */
@@ -42,6 +45,36 @@ export interface NativeInfo {
   mptcp: boolean | null;
   /** true when the kernel refused an MPTCP socket and TCP was used. */
   fallback: boolean;
+  /** Platform TLS only: the negotiated version, such as 'TLSv1.3'. */
+  tlsProtocol?: string;
+  /** Platform TLS only: the negotiated ALPN protocol. */
+  tlsAlpn?: string;
+}
+
+/** Statistics of one path: a subflow on Linux, a path of the data transfer report on macOS. */
+export interface NativePath {
+  /** Subflow id on Linux, index of the path on macOS. */
+  id: number;
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+  /** Name of the network interface, when known. */
+  interface?: string;
+  /** Bytes sent on this path, retransmissions included. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Smoothed round-trip time in milliseconds, when known. */
+  rtt?: number;
+  /** Whether the path is a backup path; null when the platform cannot tell. */
+  backup: boolean | null;
+}
+
+export interface NativePathReport {
+  /** Connection totals at the MPTCP level; 0 where the platform has none. */
+  bytesSent: number;
+  bytesReceived: number;
+  paths: NativePath[];
 }
 
 export interface NativeConnectOptions {
@@ -59,11 +92,18 @@ export interface NativeConnectOptions {
   /** Seconds before the first keep-alive probe; 0 keeps the system's value. */
   keepAliveDelay: number;
   waitForConnectivity: boolean;
+  /** TLS run by the platform (the Network framework); Linux refuses it. */
+  tls?: boolean;
+  tlsServerName?: string;
+  tlsAlpn?: string[];
+  /** Minimum TLS version: 12 or 13; 0 for the platform's default. */
+  tlsMinVersion?: number;
 }
 
 /**
  * Event callback of a connection. `arg` is a Buffer for Data, a NativeError
- * for Error and Waiting, a NativeError or null for Write and Shutdown, and
+ * for Error and Waiting, a NativeError or null for Write and Shutdown, a
+ * NativePathReport for Paths, a boolean for Viability and BetterPath, and
  * undefined otherwise. Close is the last call.
  */
 export type NativeEventCallback = (type: NativeEvent, arg?: unknown) => void;
@@ -85,6 +125,11 @@ export interface NativeConnection {
   close(reset?: boolean): void;
   /** Addresses and MPTCP state, or null when no connection exists. */
   getInfo(): NativeInfo | null;
+  /**
+   * Per-path statistics: the report at once, undefined when a Paths event
+   * brings it, or a negative errno.
+   */
+  getPaths(): NativePathReport | undefined | number;
   /** Both return 0 or a negative errno; a platform may not support them after start. */
   setNoDelay(enable: boolean): number;
   setKeepAlive(enable: boolean, delaySeconds: number): number;

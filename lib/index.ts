@@ -4,7 +4,7 @@ import { MptcpSocket } from './socket';
 import { normalizeConnectArgs, validateConnectOptions, type ConnectOptions } from './options';
 import { connectTls, type MptcpTlsSocket, type TlsConnectOptions } from './tls';
 
-export { MptcpSocket, type AddressInfo } from './socket';
+export { MptcpSocket, type AddressInfo, type PathReport, type PathStats } from './socket';
 export {
   MULTIPATH_SERVICES,
   type ConnectOptions,

@@ -18,6 +18,8 @@ import {
   type NativeConnection,
   type NativeError,
   type NativeInfo,
+  type NativePath,
+  type NativePathReport,
 } from './binding';
 import { invalidArgType, nativeSystemError, stateError, systemError } from './errors';
 import {
@@ -48,6 +50,12 @@ interface BufferedChunk {
   chunk: Buffer | string;
   encoding: BufferEncoding;
 }
+
+/** Statistics of one path: a subflow on Linux, a path of the Network framework on macOS. */
+export type PathStats = NativePath;
+
+/** What socket.getPaths() resolves with. */
+export type PathReport = NativePathReport;
 
 /** Address as socket.address() returns it. */
 export interface AddressInfo {
@@ -98,6 +106,10 @@ export class MptcpSocket extends Duplex {
   #deferredFinal: WriteCallback | null = null;
   #pendingWrite: WriteCallback | null = null;
   #pendingShutdown: WriteCallback | null = null;
+  #pathRequests: Array<{
+    resolve: (report: PathReport) => void;
+    reject: (error: Error) => void;
+  }> = [];
 
   #timeout = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -261,7 +273,19 @@ export class MptcpSocket extends Duplex {
       }
       case NativeEvent.Path:
         this.#refreshInfo();
+        debug('paths changed %s:%d', this.#host, this.#port);
         this.emit('path');
+        break;
+      case NativeEvent.Paths:
+        this.#onPaths(arg as PathReport);
+        break;
+      case NativeEvent.Viability:
+        debug('path viable: %s', arg);
+        this.emit('viability', arg as boolean);
+        break;
+      case NativeEvent.BetterPath:
+        debug('better path available: %s', arg);
+        this.emit('betterPath', arg as boolean);
         break;
       case NativeEvent.Close:
         this.#onNativeClose();
@@ -338,9 +362,18 @@ export class MptcpSocket extends Duplex {
     this.destroy(exception);
   }
 
+  #onPaths(report: PathReport): void {
+    this.#refreshInfo();
+    this.#pathRequests.shift()?.resolve(report);
+  }
+
   #onNativeClose(): void {
     this.#nativeClosed = true;
     this.#handle = null;
+    for (const request of this.#pathRequests.splice(0))
+      request.reject(
+        stateError('ERR_SOCKET_CLOSED', 'The socket closed before it reported its paths'),
+      );
     debug('closed %s:%d', this.#host, this.#port);
     this.#emitClose();
   }
@@ -480,6 +513,23 @@ export class MptcpSocket extends Duplex {
     }
     callback(error);
     process.nextTick(() => this.#emitClose());
+  }
+
+  /**
+   * Resolves with per-path statistics: for each subflow (Linux) or path of
+   * the Network framework (macOS), its addresses, interface, bytes sent and
+   * received, round-trip time and backup state, and the connection's totals.
+   */
+  getPaths(): Promise<PathReport> {
+    if (this.#handle === null || this.connecting || this.destroyed)
+      return Promise.reject(stateError('ERR_SOCKET_CLOSED', 'The socket is not connected'));
+    const result = this.#handle.getPaths();
+    if (typeof result === 'number') return Promise.reject(systemError(result, 'getsockopt'));
+    if (result !== undefined) {
+      this.#refreshInfo();
+      return Promise.resolve(result);
+    }
+    return new Promise((resolve, reject) => this.#pathRequests.push({ resolve, reject }));
   }
 
   /** Closes the connection with a TCP RST instead of a FIN. */

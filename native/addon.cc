@@ -140,6 +140,7 @@ private:
   Napi::Value Shutdown(const Napi::CallbackInfo &info);
   Napi::Value Close(const Napi::CallbackInfo &info);
   Napi::Value GetInfo(const Napi::CallbackInfo &info);
+  Napi::Value GetPaths(const Napi::CallbackInfo &info);
   Napi::Value SetNoDelay(const Napi::CallbackInfo &info);
   Napi::Value SetKeepAlive(const Napi::CallbackInfo &info);
   Napi::Value RefMethod(const Napi::CallbackInfo &info);
@@ -235,6 +236,9 @@ void SetAddress(Napi::Object target, const std::string &prefix,
   target.Set(bare ? "family" : prefix + "Family",
              Napi::String::New(env, family == 6 ? "IPv6" : "IPv4"));
 }
+
+napi_status MakeReportValue(napi_env env, const mp_path_report_t *report,
+                            napi_value *result);
 
 // ---------------------------------------------------------------------------
 // EnvData
@@ -392,6 +396,7 @@ Napi::Function Connection::Define(Napi::Env env) {
           InstanceMethod<&Connection::Shutdown>("shutdown"),
           InstanceMethod<&Connection::Close>("close"),
           InstanceMethod<&Connection::GetInfo>("getInfo"),
+          InstanceMethod<&Connection::GetPaths>("getPaths"),
           InstanceMethod<&Connection::SetNoDelay>("setNoDelay"),
           InstanceMethod<&Connection::SetKeepAlive>("setKeepAlive"),
           InstanceMethod<&Connection::RefMethod>("ref"),
@@ -454,6 +459,31 @@ Napi::Value Connection::Connect(const Napi::CallbackInfo &info) {
   native.keep_alive_delay =
       options.Get("keepAliveDelay").ToNumber().Uint32Value();
   native.wait_for_connectivity = options.Get("waitForConnectivity").ToBoolean();
+
+  // Platform TLS: the strings live until mp_conn_open returns.
+  std::string tls_server_name;
+  std::vector<std::string> alpn;
+  std::vector<const char *> alpn_pointers;
+  native.tls = options.Get("tls").ToBoolean();
+  if (native.tls) {
+    Napi::Value name = options.Get("tlsServerName");
+    if (name.IsString()) {
+      tls_server_name = name.As<Napi::String>().Utf8Value();
+      native.tls_server_name = tls_server_name.c_str();
+    }
+    Napi::Value protocols = options.Get("tlsAlpn");
+    if (protocols.IsArray()) {
+      Napi::Array array = protocols.As<Napi::Array>();
+      for (uint32_t i = 0; i < array.Length(); i++)
+        alpn.push_back(array.Get(i).ToString().Utf8Value());
+    }
+    for (const std::string &protocol : alpn)
+      alpn_pointers.push_back(protocol.c_str());
+    native.tls_alpn = alpn_pointers.data();
+    native.tls_alpn_count = alpn_pointers.size();
+    native.tls_min_version =
+        options.Get("tlsMinVersion").ToNumber().Int32Value();
+  }
 
   std::string local_address;
   Napi::Value local = options.Get("localAddress");
@@ -592,7 +622,33 @@ Napi::Value Connection::GetInfo(const Napi::CallbackInfo &info) {
                  ? env.Null()
                  : Napi::Boolean::New(env, native.mptcp).As<Napi::Value>());
   result.Set("fallback", Napi::Boolean::New(env, native.fallback != 0));
+  if (native.tls_protocol[0] != '\0')
+    result.Set("tlsProtocol", Napi::String::New(env, native.tls_protocol));
+  if (native.tls_alpn[0] != '\0')
+    result.Set("tlsAlpn", Napi::String::New(env, native.tls_alpn));
   return result;
+}
+
+// getPaths(): the report object when the backend has it at once, undefined
+// when a PATHS event brings it, or a negative errno.
+Napi::Value Connection::GetPaths(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  mp_path_report_t *report = nullptr;
+
+  if (conn_ == nullptr || closing_)
+    return Napi::Number::New(env, -EBADF);
+  int r = mp_conn_get_paths(conn_, &report);
+  if (r < 0)
+    return Napi::Number::New(env, r);
+  if (r == 0)
+    return env.Undefined();
+
+  napi_value value;
+  napi_status status = MakeReportValue(env, report, &value);
+  std::free(report);
+  if (status != napi_ok)
+    throw Napi::Error::New(env);
+  return Napi::Value(env, value);
 }
 
 Napi::Value Connection::SetNoDelay(const Napi::CallbackInfo &info) {
@@ -682,6 +738,73 @@ napi_status MakeErrorValue(napi_env env, const mp_error_t &error,
   return status;
 }
 
+// Sets <prefix>Address and <prefix>Port from a socket address.
+napi_status SetEndpoint(napi_env env, napi_value target, const char *prefix,
+                        const struct sockaddr_storage &address) {
+  int port = 0;
+  int family = 0;
+  std::string text = FormatAddress(address, &port, &family);
+  std::string name(prefix);
+  napi_status status =
+      SetString(env, target, (name + "Address").c_str(), text.c_str());
+  if (status == napi_ok)
+    status = SetNumber(env, target, (name + "Port").c_str(), port);
+  return status;
+}
+
+napi_status MakePathValue(napi_env env, const mp_path_t &path,
+                          napi_value *result) {
+  napi_value backup;
+  napi_status status = napi_create_object(env, result);
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "id", path.id);
+  if (status == napi_ok && path.has_local)
+    status = SetEndpoint(env, *result, "local", path.local);
+  if (status == napi_ok && path.has_remote)
+    status = SetEndpoint(env, *result, "remote", path.remote);
+  if (status == napi_ok && path.interface_name[0] != '\0')
+    status = SetString(env, *result, "interface", path.interface_name);
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "bytesSent",
+                       static_cast<double>(path.bytes_sent));
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "bytesReceived",
+                       static_cast<double>(path.bytes_received));
+  if (status == napi_ok && path.rtt_us > 0)
+    status = SetNumber(env, *result, "rtt", path.rtt_us / 1000.0);
+  if (status == napi_ok) {
+    status = path.backup < 0 ? napi_get_null(env, &backup)
+                             : napi_get_boolean(env, path.backup != 0, &backup);
+  }
+  if (status == napi_ok)
+    status = napi_set_named_property(env, *result, "backup", backup);
+  return status;
+}
+
+// Builds { bytesSent, bytesReceived, paths: [...] } from a path report.
+napi_status MakeReportValue(napi_env env, const mp_path_report_t *report,
+                            napi_value *result) {
+  napi_value paths;
+  napi_status status = napi_create_object(env, result);
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "bytesSent",
+                       static_cast<double>(report->bytes_sent));
+  if (status == napi_ok)
+    status = SetNumber(env, *result, "bytesReceived",
+                       static_cast<double>(report->bytes_received));
+  if (status == napi_ok)
+    status = napi_create_array_with_length(env, report->count, &paths);
+  for (size_t i = 0; status == napi_ok && i < report->count; i++) {
+    napi_value path;
+    status = MakePathValue(env, report->paths[i], &path);
+    if (status == napi_ok)
+      status = napi_set_element(env, paths, static_cast<uint32_t>(i), path);
+  }
+  if (status == napi_ok)
+    status = napi_set_named_property(env, *result, "paths", paths);
+  return status;
+}
+
 napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
   napi_value arg = nullptr;
   napi_status status = napi_ok;
@@ -721,6 +844,16 @@ napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
   case MP_EVENT_WAITING:
     status = MakeErrorValue(env, event.error, &arg);
     break;
+  case MP_EVENT_PATHS:
+    status =
+        MakeReportValue(env, static_cast<mp_path_report_t *>(event.data), &arg);
+    std::free(event.data);
+    event.data = nullptr;
+    break;
+  case MP_EVENT_VIABILITY:
+  case MP_EVENT_BETTER_PATH:
+    status = napi_get_boolean(env, event.len != 0, &arg);
+    break;
   case MP_EVENT_CLOSE:
     mp_conn_free(conn_);
     conn_ = nullptr;
@@ -757,7 +890,7 @@ napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
 }
 
 void Connection::Discard(QueuedEvent &event) {
-  if (event.type == MP_EVENT_DATA)
+  if (event.type == MP_EVENT_DATA || event.type == MP_EVENT_PATHS)
     std::free(event.data);
   if (event.type == MP_EVENT_WRITE || event.type == MP_EVENT_SHUTDOWN)
     delete static_cast<WriteRequest *>(event.req);

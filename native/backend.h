@@ -83,7 +83,14 @@ typedef enum mp_event_type {
   MP_EVENT_PATH = 8,
   /* Last event of a connection, after mp_conn_close: every queued write has
    * had its WRITE event and the backend uses no resource of it any more. */
-  MP_EVENT_CLOSE = 9
+  MP_EVENT_CLOSE = 9,
+  /* The per-path statistics that mp_conn_get_paths promised: data is an
+   * mp_path_report_t that the receiver frees with free(). */
+  MP_EVENT_PATHS = 10,
+  /* macOS: the current path became usable (len 1) or unusable (len 0). */
+  MP_EVENT_VIABILITY = 11,
+  /* macOS: a better path is available (len 1) or no longer (len 0). */
+  MP_EVENT_BETTER_PATH = 12
 } mp_event_type_t;
 
 typedef struct mp_event {
@@ -117,6 +124,17 @@ typedef struct mp_connect_options {
   unsigned keep_alive_delay; /* seconds before the first probe */
   /* macOS: stay in the waiting state instead of failing the connect. */
   int wait_for_connectivity;
+  /* TLS run by the platform (the Network framework): 0 for none. Backends
+   * without it fail mp_conn_open with -ENOTSUP when it is set. */
+  int tls;
+  /* Server name for SNI and the certificate check; NULL for the host. */
+  const char *tls_server_name;
+  /* ALPN protocols to offer, in order of preference. */
+  const char *const *tls_alpn;
+  size_t tls_alpn_count;
+  /* Minimum TLS version: 0 for the platform's default, 12 for TLS 1.2,
+   * 13 for TLS 1.3. */
+  int tls_min_version;
 } mp_connect_options_t;
 
 typedef struct mp_info {
@@ -129,7 +147,35 @@ typedef struct mp_info {
   int mptcp;
   /* 1 when the kernel refused an MPTCP socket and plain TCP was used. */
   int fallback;
+  /* Platform TLS only: the negotiated protocol version ("TLSv1.3") and ALPN
+   * protocol, empty when there is none. */
+  char tls_protocol[16];
+  char tls_alpn[64];
 } mp_info_t;
+
+/* Statistics of one path: a subflow on Linux, a path of the data transfer
+ * report on macOS. */
+typedef struct mp_path {
+  uint32_t id; /* subflow id (Linux) or index of the path (macOS) */
+  struct sockaddr_storage local;
+  struct sockaddr_storage remote;
+  int has_local;
+  int has_remote;
+  char interface_name[32]; /* empty when unknown */
+  uint64_t bytes_sent; /* bytes sent on the path, retransmissions included */
+  uint64_t bytes_received;
+  uint32_t rtt_us; /* smoothed round-trip time in microseconds; 0 unknown */
+  int backup;      /* 1 backup path, 0 regular, -1 unknown */
+} mp_path_t;
+
+typedef struct mp_path_report {
+  /* Connection totals at the MPTCP level (data bytes, without
+   * retransmissions); 0 when the platform has none. */
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+  size_t count;
+  mp_path_t paths[];
+} mp_path_report_t;
 
 /* One I/O buffer of a write. */
 typedef struct mp_buf {
@@ -191,6 +237,11 @@ void mp_conn_free(mp_conn_t *conn);
 
 /* Fills *info with the current addresses and MPTCP state. */
 int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info);
+
+/* Collects per-path statistics. Returns MP_DONE with *report set (the
+ * caller frees it with free()), 0 when an MP_EVENT_PATHS event with the
+ * report follows, or a negative error. */
+int mp_conn_get_paths(mp_conn_t *conn, mp_path_report_t **report);
 
 /* Socket options. Both return 0 or a negative error, and may do nothing on a
  * platform that fixes them before the connection starts. */

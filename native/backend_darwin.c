@@ -854,6 +854,10 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
 
   if (options->host == NULL || options->host[0] == '\0')
     return -EINVAL;
+  /* TODO: TLS from the framework (a TLS configure block for
+   * nw_parameters_create_secure_tcp); until then it is refused. */
+  if (options->tls)
+    return -ENOTSUP;
   conn = calloc(1, sizeof(*conn));
   if (conn == NULL)
     return -ENOMEM;
@@ -1043,5 +1047,14 @@ int mp_conn_set_keep_alive(mp_conn_t *conn, int enable, unsigned delay) {
   (void)conn;
   (void)enable;
   (void)delay;
+  return -ENOTSUP;
+}
+
+/* TODO: collect the paths from a data transfer report
+ * (nw_connection_create_new_data_transfer_report); until then the backend
+ * reports none. */
+int mp_conn_get_paths(mp_conn_t *conn, mp_path_report_t **report) {
+  (void)conn;
+  *report = NULL;
   return -ENOTSUP;
 }

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "backend.h"
+#include "paths_linux.h"
 #include "socket_linux.h"
 
 #include <arpa/inet.h>
@@ -29,6 +30,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Reads at most this many bytes at once, and at most READS_PER_WAKEUP times
@@ -36,6 +38,10 @@
 #define READ_SIZE (64 * 1024)
 #define READS_PER_WAKEUP 4
 #define MAX_EVENTS 64
+
+/* While data flows, the subflows are compared at most this often, and a
+ * change is reported as a PATH event. */
+#define PATH_CHECK_INTERVAL_MS 100
 
 enum conn_state { STATE_NEW, STATE_CONNECTING, STATE_OPEN, STATE_CLOSED };
 
@@ -88,6 +94,8 @@ struct mp_conn {
 
   int mptcp;
   int fallback;
+  uint64_t path_signature;
+  uint64_t path_checked_ms;
 
   write_req_t *write_head;
   write_req_t *write_tail;
@@ -266,12 +274,42 @@ static int connect_next(mp_conn_t *conn, const char **syscall) {
   return last;
 }
 
+static uint64_t now_ms(void) {
+  struct timespec now;
+
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* Emits PATH when the subflows changed since the last check. Runs on the
+ * I/O thread, after reads and writes, so only while data flows. */
+static void check_paths(mp_conn_t *conn) {
+  uint64_t now;
+  uint64_t signature;
+
+  if (conn->mptcp != 1 || conn->fd < 0)
+    return;
+  now = now_ms();
+  if (now - conn->path_checked_ms < PATH_CHECK_INTERVAL_MS)
+    return;
+  conn->path_checked_ms = now;
+  signature = mp__path_signature(conn->fd);
+  if (signature == conn->path_signature)
+    return;
+  conn->path_signature = signature;
+  emit_simple(conn, MP_EVENT_PATH);
+}
+
 static void mark_open(mp_conn_t *conn) {
   int mptcp = mp_fd_is_mptcp(conn->fd);
 
   pthread_mutex_lock(&conn->lock);
   conn->state = STATE_OPEN;
   conn->mptcp = mptcp < 0 ? -1 : mptcp;
+  if (mptcp == 1) {
+    conn->path_signature = mp__path_signature(conn->fd);
+    conn->path_checked_ms = now_ms();
+  }
   update_interest(conn);
   pthread_mutex_unlock(&conn->lock);
   emit_simple(conn, MP_EVENT_CONNECT);
@@ -508,6 +546,7 @@ static void handle_io(mp_conn_t *conn, uint32_t events) {
     handle_writable(conn);
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
     handle_readable(conn);
+  check_paths(conn);
 }
 
 /* Closes the descriptor, cancels what is queued and emits CLOSE. After the
@@ -733,6 +772,10 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
 
   if (options->address_count == 0)
     return -EINVAL;
+  /* TLS runs in JavaScript on Linux; the kernel has no TLS of its own here
+   * (kTLS needs a handshake done elsewhere). */
+  if (options->tls)
+    return -ENOTSUP;
   conn = calloc(1, sizeof(*conn));
   if (conn == NULL)
     return -ENOMEM;
@@ -901,6 +944,17 @@ int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info) {
   }
   pthread_mutex_unlock(&conn->lock);
   return 0;
+}
+
+int mp_conn_get_paths(mp_conn_t *conn, mp_path_report_t **report) {
+  int r = -ENOTCONN;
+
+  *report = NULL;
+  pthread_mutex_lock(&conn->lock);
+  if (conn->fd >= 0 && conn->state == STATE_OPEN)
+    r = mp__collect_paths(conn->fd, report);
+  pthread_mutex_unlock(&conn->lock);
+  return r == 0 ? MP_DONE : r;
 }
 
 int mp_conn_set_no_delay(mp_conn_t *conn, int enable) {
