@@ -108,3 +108,143 @@ export function connectingSocketsTo(address: string): string[] {
   });
   return output.split('\n').filter((line) => line.trim() !== '');
 }
+
+export interface Link {
+  clientInterface: string;
+  serverInterface: string;
+  clientAddress: string;
+  serverAddress: string;
+}
+
+export interface Testbed {
+  /** Namespace of the client host. */
+  client: string;
+  /** Namespace of the server host. */
+  server: string;
+  /** Two links; each is its own /24 subnet. */
+  links: [Link, Link];
+  /** Takes a link down or up on the client's side. */
+  setLink(index: 0 | 1, up: boolean): void;
+  /** Limits the server's sending rate on every link with tbf. */
+  limitRate(mbit: number): void;
+  /** Adds the client's endpoint on the second link, for a testbed made without it. */
+  addSubflowEndpoint(): void;
+  remove(): void;
+}
+
+export interface TestbedOptions {
+  /** Marks the client's endpoint on the second link as a backup path. */
+  backup?: boolean;
+  /** Turns MPTCP off in the server's namespace (net.mptcp.enabled=0). */
+  serverWithoutMptcp?: boolean;
+  /** Leaves out the client's endpoint on the second link (see addSubflowEndpoint). */
+  withoutSubflowEndpoint?: boolean;
+}
+
+function addEndpoint(client: string, link: Link, backup: boolean): void {
+  const flags = backup ? ['subflow', 'backup'] : ['subflow'];
+  ip([
+    '-n',
+    client,
+    'mptcp',
+    'endpoint',
+    'add',
+    link.clientAddress,
+    'dev',
+    link.clientInterface,
+    ...flags,
+  ]);
+}
+
+/**
+ * Creates two hosts, client and server, in network namespaces joined by two
+ * veth links. The client has an MPTCP endpoint on the second link, so each
+ * connection to the server's first address opens a second subflow over the
+ * second link.
+ */
+export function createTestbed(options: TestbedOptions = {}): Testbed {
+  const client = uniqueName('nwmc');
+  const server = uniqueName('nwms');
+  const base = subnetIndex();
+  const links: Link[] = [0, 1].map((index) => ({
+    clientInterface: uniqueName(`c${index}`),
+    serverInterface: uniqueName(`s${index}`),
+    clientAddress: `10.${214 + index}.${base}.1`,
+    serverAddress: `10.${214 + index}.${base}.2`,
+  }));
+
+  ip(['netns', 'add', client]);
+  created.add(client);
+  ip(['netns', 'add', server]);
+  created.add(server);
+  try {
+    for (const namespace of [client, server]) ip(['-n', namespace, 'link', 'set', 'lo', 'up']);
+    for (const link of links) {
+      ip([
+        'link',
+        'add',
+        link.clientInterface,
+        'netns',
+        client,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        link.serverInterface,
+        'netns',
+        server,
+      ]);
+      ip(['-n', client, 'addr', 'add', `${link.clientAddress}/24`, 'dev', link.clientInterface]);
+      ip(['-n', server, 'addr', 'add', `${link.serverAddress}/24`, 'dev', link.serverInterface]);
+      ip(['-n', client, 'link', 'set', link.clientInterface, 'up']);
+      ip(['-n', server, 'link', 'set', link.serverInterface, 'up']);
+    }
+    // The in-kernel path manager opens one extra subflow from the client's
+    // second address, through the second link, to the server's first
+    // address. The limits allow it on both ends.
+    for (const namespace of [client, server])
+      ip(['-n', namespace, 'mptcp', 'limits', 'set', 'subflows', '2', 'add_addr_accepted', '2']);
+    if (!options.withoutSubflowEndpoint) addEndpoint(client, links[1], options.backup === true);
+    if (options.serverWithoutMptcp)
+      ip(['netns', 'exec', server, 'sysctl', '-qw', 'net.mptcp.enabled=0']);
+  } catch (error) {
+    deleteNamespace(client);
+    deleteNamespace(server);
+    throw error;
+  }
+
+  return {
+    client,
+    server,
+    links: links as [Link, Link],
+    setLink(index, up) {
+      ip(['-n', client, 'link', 'set', links[index].clientInterface, up ? 'up' : 'down']);
+    },
+    addSubflowEndpoint() {
+      addEndpoint(client, links[1], options.backup === true);
+    },
+    limitRate(mbit) {
+      for (const link of links)
+        execFileSync('tc', [
+          '-n',
+          server,
+          'qdisc',
+          'replace',
+          'dev',
+          link.serverInterface,
+          'root',
+          'tbf',
+          'rate',
+          `${mbit}mbit`,
+          'burst',
+          '256kb',
+          'latency',
+          '50ms',
+        ]);
+    },
+    remove() {
+      deleteNamespace(client);
+      deleteNamespace(server);
+    },
+  };
+}
