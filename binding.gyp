@@ -22,6 +22,7 @@
         ["OS=='linux'", {
           "sources": [
             "native/backend_linux.c",
+            "native/diag_linux.c",
             "native/paths_linux.c",
             "native/socket_linux.c"
           ],

@@ -292,6 +292,16 @@ int mp__collect_paths(int fd, mp_path_report_t **out) {
                        sizeof((*out)->paths[i].interface_name));
     freeifaddrs(interfaces);
   }
+
+  /* Only subflows of MPTCP have a backup state. */
+  for (i = 0; mptcp == 1 && i < (*out)->count; i++) {
+    mp_path_t *path = &(*out)->paths[i];
+    if (path->has_local && path->has_remote) {
+      int backup =
+          mp__subflow_backup(&path->local, &path->remote, path->interface_name);
+      path->backup = backup < 0 ? -1 : backup;
+    }
+  }
   return 0;
 }
 

@@ -257,6 +257,14 @@ describe('multipath across network namespaces', function () {
     const sent = (await server.next()) as { sha256: string };
 
     assert.equal(half.paths.paths.length, 2);
+    const backups = half.paths.paths.map((entry) => [entry.interface, entry.backup]).sort();
+    assert.deepEqual(
+      backups,
+      [
+        [testbed.links[0].clientInterface, false],
+        [testbed.links[1].clientInterface, true],
+      ].sort(),
+    );
     assert.ok(link2AtHalf < 0.05 * (size / 2), `the backup link moved ${link2AtHalf} bytes`);
     assert.deepEqual(done.errors, []);
     assert.equal(done.sha256, sent.sha256);
