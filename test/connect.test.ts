@@ -97,6 +97,24 @@ describe('connect', () => {
     assert.equal(error.message, `connect ECONNREFUSED 127.0.0.1:${port}`);
   });
 
+  it('ignores family for an IP literal, as net does', async () => {
+    server = await startServer((socket) => socket.end('literal'));
+    const client = connect({ port: server.port, host: '127.0.0.1', family: 6 });
+    await once(client, 'connect');
+    assert.equal(client.remoteAddress, '127.0.0.1');
+    assert.equal((await collect(client)).toString(), 'literal');
+  });
+
+  it('binds a local port in the family of the address', async () => {
+    server = await startServer((socket) => socket.end('bound'));
+    const localPort = await closedPort();
+    const client = connect({ port: server.port, host: '127.0.0.1', family: 6, localPort });
+    await once(client, 'connect');
+    assert.equal(client.localPort, localPort);
+    assert.equal(client.localFamily, 'IPv4');
+    assert.equal((await collect(client)).toString(), 'bound');
+  });
+
   it("emits 'lookup' before 'connect' for a host name", async () => {
     server = await startServer((socket) => socket.end());
     const lookups: unknown[][] = [];
