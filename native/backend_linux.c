@@ -104,6 +104,11 @@ struct mp_conn {
 
   /* Commands for the I/O thread, guarded by backend->lock. */
   unsigned commands;
+  /* Result of the first connect attempt, which mp_conn_open makes when it
+   * did not stay under way: 0 connected, or a negative errno of the call
+   * named by start_syscall. The I/O thread reports it. */
+  int start_result;
+  const char *start_syscall;
   int close_posted;
   int reset;
   mp_conn_t *next_command;
@@ -294,6 +299,17 @@ static void check_paths(mp_conn_t *conn) {
     return;
   conn->path_checked_ms = now;
   signature = mp__path_signature(conn->fd);
+
+  /* A connection can still fall back to TCP after it was established, for
+   * example when a middlebox strips MPTCP options; it then has no subflows
+   * to list. */
+  if (signature == 0 && mp_fd_is_mptcp(conn->fd) == 0) {
+    pthread_mutex_lock(&conn->lock);
+    conn->mptcp = 0;
+    pthread_mutex_unlock(&conn->lock);
+    emit_simple(conn, MP_EVENT_PATH);
+    return;
+  }
   if (signature == conn->path_signature)
     return;
   conn->path_signature = signature;
@@ -334,6 +350,19 @@ static void advance_connect(mp_conn_t *conn) {
   }
 
   emit_error(conn, MP_EVENT_ERROR, r, syscall,
+             conn->next_address > 0
+                 ? (struct sockaddr *)&conn->addresses[conn->next_address - 1]
+                 : NULL,
+             NULL);
+}
+
+/* Reports the first connect attempt, which mp_conn_open made. */
+static void report_start(mp_conn_t *conn) {
+  if (conn->start_result == 0) {
+    mark_open(conn);
+    return;
+  }
+  emit_error(conn, MP_EVENT_ERROR, conn->start_result, conn->start_syscall,
              conn->next_address > 0
                  ? (struct sockaddr *)&conn->addresses[conn->next_address - 1]
                  : NULL,
@@ -620,12 +649,12 @@ static void run_commands(mp_backend_t *backend) {
     conn->next_command = NULL;
     pthread_mutex_unlock(&backend->lock);
 
-    /* A close posted together with the start skips the connect: the
-     * caller gave up before any socket existed. */
+    /* A close posted together with the start reports nothing of the
+     * connect: the caller gave up already. */
     if (commands & COMMAND_CLOSE)
       do_close(conn, reset);
     else if (commands & COMMAND_START)
-      advance_connect(conn);
+      report_start(conn);
     conn = next;
   }
 }
@@ -644,9 +673,11 @@ static void *io_thread(void *arg) {
       break;
     for (i = 0; i < n; i++) {
       if (events[i].data.ptr == NULL) {
+        /* One read resets the eventfd counter, however many wakes it
+         * counted. */
         uint64_t count;
-        while (read(backend->wake_fd, &count, sizeof(count)) > 0)
-          ;
+        ssize_t ignored = read(backend->wake_fd, &count, sizeof(count));
+        (void)ignored;
         continue;
       }
       handle_io(events[i].data.ptr, events[i].events);
@@ -769,6 +800,7 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
                  mp_emit_cb emit, void *ctx, mp_conn_t **out) {
   mp_conn_t *conn;
   size_t size;
+  int r;
 
   if (options->address_count == 0)
     return -EINVAL;
@@ -815,6 +847,22 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
     backend->live->prev_live = conn;
   backend->live = conn;
   *out = conn;
+  pthread_mutex_unlock(&backend->lock);
+
+  /* The first attempt starts on the caller's thread, which saves the I/O
+   * thread a wake-up per connection. An attempt under way stays with epoll;
+   * a result goes to the I/O thread, because only that thread emits. */
+  conn->start_syscall = "connect";
+  r = connect_next(conn, &conn->start_syscall);
+  if (r == 1) {
+    pthread_mutex_lock(&conn->lock);
+    conn->state = STATE_CONNECTING;
+    update_interest(conn);
+    pthread_mutex_unlock(&conn->lock);
+    return 0;
+  }
+  conn->start_result = r;
+  pthread_mutex_lock(&backend->lock);
   queue_command(conn, COMMAND_START);
   pthread_mutex_unlock(&backend->lock);
   wake(backend);
@@ -932,9 +980,6 @@ int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info) {
   info->mptcp = conn->mptcp;
   info->fallback = conn->fallback;
   if (conn->fd >= 0 && conn->state == STATE_OPEN) {
-    int mptcp = mp_fd_is_mptcp(conn->fd);
-    if (mptcp >= 0)
-      info->mptcp = conn->mptcp = mptcp;
     len = sizeof(info->local);
     info->has_local =
         getsockname(conn->fd, (struct sockaddr *)&info->local, &len) == 0;
