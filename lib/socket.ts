@@ -15,13 +15,20 @@ import { debuglog } from 'node:util';
 import {
   NativeEvent,
   binding,
+  type NativeConnectOptions,
   type NativeConnection,
   type NativeError,
   type NativeInfo,
   type NativePath,
   type NativePathReport,
 } from './binding';
-import { invalidArgType, nativeSystemError, stateError, systemError } from './errors';
+import {
+  invalidArgType,
+  nativeSystemError,
+  stateError,
+  systemError,
+  type SystemError,
+} from './errors';
 import {
   SERVICE_CODES,
   normalizeConnectArgs,
@@ -38,6 +45,22 @@ const debug = debuglog('mptcp');
 
 const ETIMEDOUT = -constants.errno.ETIMEDOUT;
 const ENOTCONN = -constants.errno.ENOTCONN;
+
+/**
+ * Node's maximum timer delay in milliseconds. setTimeout() runs a longer
+ * delay after 1 ms, so longer ones are cut to it, as net.Socket does.
+ */
+const TIMEOUT_MAX = 2 ** 31 - 1;
+
+/**
+ * Converts a keep-alive delay in milliseconds to whole seconds for the
+ * addon. The result is at most 2^31-1, which the glue's uint32 and the
+ * Linux backend's int both carry unchanged; a kernel that takes less
+ * rejects it and keeps its own delay, as for net.Socket.
+ */
+function keepAliveSeconds(ms: number): number {
+  return Math.min(Math.trunc(ms / 1000), TIMEOUT_MAX);
+}
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -56,6 +79,12 @@ export type PathStats = NativePath;
 
 /** What socket.getPaths() resolves with. */
 export type PathReport = NativePathReport;
+
+/** The native connect options of TLS that the platform runs (the Network framework). */
+export type NativeTlsOptions = Pick<
+  NativeConnectOptions,
+  'tls' | 'tlsServerName' | 'tlsAlpn' | 'tlsMinVersion'
+>;
 
 /** Address as socket.address() returns it. */
 export interface AddressInfo {
@@ -126,8 +155,15 @@ export class MptcpSocket extends Duplex {
     if (options.noDelay !== undefined) this.#noDelay = Boolean(options.noDelay);
     if (options.keepAlive) {
       this.#keepAlive = true;
-      this.#keepAliveDelay = Math.trunc((options.keepAliveInitialDelay ?? 0) / 1000);
+      // Checked as connect() checks it: a NaN or a string would otherwise
+      // reach the addon as a delay.
+      const delay = options.keepAliveInitialDelay ?? 0;
+      this.#keepAliveDelay = keepAliveSeconds(
+        validateMsecs(delay, 'options.keepAliveInitialDelay'),
+      );
     }
+    // Node 20's addAbortSignal() throws a TypeError without a code for null.
+    if (options.signal === null) throw invalidArgType('options.signal', 'AbortSignal', null);
     if (options.signal !== undefined) addAbortSignal(options.signal, this);
   }
 
@@ -158,7 +194,7 @@ export class MptcpSocket extends Duplex {
     if (options.noDelay !== undefined) this.#noDelay = options.noDelay;
     if (options.keepAlive) {
       this.#keepAlive = true;
-      this.#keepAliveDelay = Math.trunc((options.keepAliveInitialDelay ?? 0) / 1000);
+      this.#keepAliveDelay = keepAliveSeconds(options.keepAliveInitialDelay ?? 0);
     }
     if (options.timeout !== undefined) this.setTimeout(options.timeout);
     if (options.connectTimeout !== undefined && options.connectTimeout > 0)
@@ -179,12 +215,15 @@ export class MptcpSocket extends Duplex {
   }
 
   #startConnectTimer(ms: number): void {
-    this.#connectTimer = setTimeout(() => {
-      this.#connectTimer = null;
-      if (!this.connecting) return;
-      debug('connect timed out after %d ms', ms);
-      this.destroy(systemError(ETIMEDOUT, 'connect', { address: this.#host, port: this.#port }));
-    }, ms);
+    this.#connectTimer = setTimeout(
+      () => {
+        this.#connectTimer = null;
+        if (!this.connecting) return;
+        debug('connect timed out after %d ms', ms);
+        this.destroy(systemError(ETIMEDOUT, 'connect', { address: this.#host, port: this.#port }));
+      },
+      Math.min(ms, TIMEOUT_MAX),
+    );
     this.#connectTimer.unref();
   }
 
@@ -221,9 +260,21 @@ export class MptcpSocket extends Duplex {
   }
 
   #open(options: NormalizedConnectOptions, addresses: string[]): void {
+    let nativeTls = this.nativeTlsOptions();
+    let host = options.host;
+    if (binding.resolvesNames && addresses.length > 0 && host !== addresses[0]) {
+      // A backend that resolves names (the Network framework) connects to
+      // `host` and ignores `addresses`. After the caller's lookup it gets
+      // the first address found, so that the lookup decides where the
+      // connection goes and the framework sends no DNS query of its own.
+      host = addresses[0];
+      if (nativeTls.tls && nativeTls.tlsServerName === undefined)
+        nativeTls = { ...nativeTls, tlsServerName: options.host };
+    }
     const handle = new binding.Connection(this.#onNativeEvent);
     const status = handle.connect({
-      host: options.host,
+      ...nativeTls,
+      host,
       addresses,
       port: options.port,
       service: SERVICE_CODES[options.multipath],
@@ -266,7 +317,7 @@ export class MptcpSocket extends Duplex {
         this.#onError(arg as NativeError);
         break;
       case NativeEvent.Waiting: {
-        const reason = nativeSystemError(arg as NativeError, this.#target());
+        const reason = this.#nativeError(arg as NativeError);
         debug('waiting for connectivity: %s', reason.message);
         this.emit('waiting', reason);
         break;
@@ -343,7 +394,7 @@ export class MptcpSocket extends Duplex {
     } else if (this.destroyed) {
       callback(destroyedError());
     } else {
-      callback(nativeSystemError(error, this.#target()));
+      callback(this.#nativeError(error));
     }
   }
 
@@ -352,12 +403,34 @@ export class MptcpSocket extends Duplex {
     this.#pendingShutdown = null;
     if (!callback) return;
     if (error === null || error.errno === ENOTCONN || this.destroyed) callback();
-    else callback(nativeSystemError(error, this.#target()));
+    else callback(this.#nativeError(error));
+  }
+
+  #nativeError(error: NativeError): SystemError {
+    return this.convertNativeError(nativeSystemError(error, this.#target()));
+  }
+
+  /**
+   * Native connect options for TLS that the platform runs on this
+   * connection: none here. The socket of the Network framework's TLS
+   * (tls.ts) overrides it.
+   */
+  protected nativeTlsOptions(): NativeTlsOptions {
+    return {};
+  }
+
+  /**
+   * Returns the error to report for a backend error. Here it is the error
+   * itself; the socket of the Network framework's TLS gives TLS failures
+   * Node's TLS codes.
+   */
+  protected convertNativeError(error: SystemError): SystemError {
+    return error;
   }
 
   #onError(error: NativeError): void {
     if (this.destroyed) return;
-    const exception = nativeSystemError(error, this.#target());
+    const exception = this.#nativeError(error);
     debug('error: %s', exception.message);
     this.destroy(exception);
   }
@@ -556,10 +629,13 @@ export class MptcpSocket extends Duplex {
     }
     if (callback) this.once('timeout', callback);
     if (this.destroyed) return this;
-    this.#timer = setTimeout(() => {
-      debug('idle for %d ms', this.#timeout);
-      this.emit('timeout');
-    }, ms);
+    this.#timer = setTimeout(
+      () => {
+        debug('idle for %d ms', this.#timeout);
+        this.emit('timeout');
+      },
+      Math.min(ms, TIMEOUT_MAX),
+    );
     this.#timer.unref();
     return this;
   }
@@ -577,8 +653,11 @@ export class MptcpSocket extends Duplex {
 
   /** Turns TCP keep-alive on or off; initialDelay is in milliseconds. */
   setKeepAlive(enable = false, initialDelay = 0): this {
+    // Number() throws a TypeError without a code for a symbol.
+    if (typeof initialDelay === 'symbol')
+      throw invalidArgType('initialDelay', 'number', initialDelay);
     this.#keepAlive = Boolean(enable);
-    this.#keepAliveDelay = Math.trunc(Math.max(0, Number(initialDelay) || 0) / 1000);
+    this.#keepAliveDelay = keepAliveSeconds(Math.max(0, Number(initialDelay) || 0));
     if (this.#handle !== null && !this.connecting) {
       const status = this.#handle.setKeepAlive(this.#keepAlive, this.#keepAliveDelay);
       if (status < 0)
@@ -685,5 +764,24 @@ export class MptcpSocket extends Duplex {
   /** True when the kernel refused an MPTCP socket and plain TCP was used. */
   get mptcpFallback(): boolean {
     return this.#info?.fallback ?? false;
+  }
+
+  /**
+   * The TLS version that the platform's TLS negotiated, such as 'TLSv1.3';
+   * null without it (Node's TLS runs on an MptcpTlsSocket) or before
+   * 'connect'.
+   */
+  get tlsProtocol(): string | null {
+    return this.#info?.tlsProtocol ?? null;
+  }
+
+  /**
+   * The ALPN protocol that the platform's TLS negotiated, false when it
+   * negotiated none, and null without platform TLS or before 'connect', as
+   * TLSSocket.alpnProtocol reports.
+   */
+  get alpnProtocol(): string | false | null {
+    if (this.#info?.tlsProtocol === undefined) return null;
+    return this.#info.tlsAlpn ?? false;
   }
 }
