@@ -37,7 +37,7 @@
             "OTHER_CFLAGS": ["-fblocks", "-Wall", "-Wextra"]
           },
           "link_settings": {
-            "libraries": ["-framework Network"]
+            "libraries": ["-framework Network", "-framework Security"]
           }
         }]
       ]

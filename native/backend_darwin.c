@@ -17,9 +17,16 @@
  * every block the backend queued for the connection. Nothing touches the
  * connection after that emit.
  *
- * This is plain C built with -fblocks, not Objective-C, so nw_* and dispatch
- * objects are retained and released by hand, and blocks do not retain the
- * objects they capture.
+ * This is plain C built with -fblocks, not Objective-C, so nw_*, sec_* and
+ * dispatch objects are retained and released by hand, and blocks do not
+ * retain the objects they capture.
+ *
+ * The deployment target is macOS 10.15 (binding.gyp), and every framework
+ * call here is available from 10.15 on (the API_AVAILABLE annotations of
+ * connection.h, connection_report.h, tls_options.h, SecProtocolOptions.h and
+ * SecProtocolMetadata.h), so none needs a runtime availability check. The
+ * SSLProtocol calls that tls_protocol_version_t replaced are deprecated
+ * since 10.15 and are not used.
  */
 #include "backend.h"
 
@@ -37,6 +44,12 @@
 
 /* Maximum bytes of one receive, and so of one DATA event. */
 #define RECEIVE_MAX (64 * 1024)
+
+/* TLS version numbers on the wire (RFC 8446, 4.2.1), which are the values
+ * of tls_protocol_version_t (SecProtocolTypes.h). The enumerators of TLS 1.0
+ * and 1.1 are deprecated, so numbers stand for them. */
+#define WIRE_TLS_1_0 0x0301
+#define WIRE_TLS_1_3 0x0304
 
 /*
  * Darwin errno numbers, from the SDK's sys/errno.h, with the host constant
@@ -130,6 +143,14 @@ struct mp_conn {
   void *ctx;
   int wait_for_connectivity;
 
+  /* TLS settings, copied from the connect options. The TLS configure block
+   * reads them, so they live as long as the connection. */
+  int tls;
+  char *tls_server_name; /* NULL: no server name */
+  char **tls_alpn;
+  size_t tls_alpn_count;
+  int tls_min_version;
+
   /* Released when the framework reports the cancelled state. */
   nw_connection_t connection;
   /* Released just before CLOSE is emitted. */
@@ -154,6 +175,16 @@ struct mp_conn {
   int receive_pending;
   int read_done; /* set after EOF or a read error: no receive follows */
   unsigned sends_pending;
+
+  /* Per-path statistics, used only on the queue. report is the data
+   * transfer report that runs since the last collection, or since the ready
+   * state. Its collection adds its values to paths and the totals. */
+  nw_data_transfer_report_t report;
+  unsigned collects_pending;
+  mp_path_t *paths;
+  size_t path_count;
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
 
   /* Guarded by backend->lock. */
   mp_conn_t *prev_live;
@@ -214,7 +245,8 @@ static void map_nw_error(nw_error_t error, int fallback_code,
     break;
   case nw_error_domain_tls:
     /* The code is an OSStatus (Security/SecBase.h). TLS codes have no
-     * errno of their own, so all of them map to EPROTO. */
+     * errno of their own, so all of them map to EPROTO here; lib/tls.ts
+     * gives them Node's TLS codes from raw. */
     out->domain = MP_DOMAIN_TLS;
     out->code = -EPROTO;
     break;
@@ -479,6 +511,53 @@ static void handle_receive(mp_conn_t *conn, dispatch_data_t content,
   finish_if_done(conn);
 }
 
+/* Formats a negotiated TLS version as Node's TLSSocket.getProtocol() names
+ * it ("TLSv1.3"). */
+static void format_tls_version(tls_protocol_version_t version, char *out,
+                               size_t size) {
+  unsigned wire = (unsigned)version;
+
+  if (wire == WIRE_TLS_1_0)
+    snprintf(out, size, "TLSv1");
+  else if (wire > WIRE_TLS_1_0 && wire <= WIRE_TLS_1_3)
+    snprintf(out, size, "TLSv1.%u", wire - WIRE_TLS_1_0);
+  else
+    snprintf(out, size, "unknown");
+}
+
+/* Stores the negotiated TLS version and ALPN protocol in the info snapshot.
+ * The framework has the TLS metadata once the connection is ready
+ * (nw_connection_copy_protocol_metadata in connection.h). */
+static void read_tls_result(mp_conn_t *conn) {
+  nw_protocol_definition_t definition = nw_protocol_copy_tls_definition();
+  nw_protocol_metadata_t metadata;
+  sec_protocol_metadata_t tls;
+  const char *alpn;
+  char version[sizeof(conn->info.tls_protocol)];
+
+  metadata = nw_connection_copy_protocol_metadata(conn->connection, definition);
+  nw_release(definition);
+  if (metadata == NULL)
+    return;
+  tls = nw_tls_copy_sec_protocol_metadata(metadata);
+  nw_release(metadata);
+  if (tls == NULL)
+    return;
+
+  format_tls_version(
+      sec_protocol_metadata_get_negotiated_tls_protocol_version(tls), version,
+      sizeof(version));
+  /* The string lives as long as the metadata (SecProtocolMetadata.h). */
+  alpn = sec_protocol_metadata_get_negotiated_protocol(tls);
+  pthread_mutex_lock(&conn->lock);
+  snprintf(conn->info.tls_protocol, sizeof(conn->info.tls_protocol), "%s",
+           version);
+  snprintf(conn->info.tls_alpn, sizeof(conn->info.tls_alpn), "%s",
+           alpn != NULL ? alpn : "");
+  pthread_mutex_unlock(&conn->lock);
+  sec_release(tls);
+}
+
 static void handle_ready(mp_conn_t *conn) {
   nw_path_t path = nw_connection_copy_current_path(conn->connection);
   int changed = 0;
@@ -490,6 +569,8 @@ static void handle_ready(mp_conn_t *conn) {
 
   if (!conn->connected) {
     conn->connected = 1;
+    if (conn->tls)
+      read_tls_result(conn);
     emit_simple(conn, MP_EVENT_CONNECT);
   } else if (changed) {
     /* Ready again after waiting, possibly on other addresses. */
@@ -504,7 +585,12 @@ static void handle_ready(mp_conn_t *conn) {
 static void handle_waiting(mp_conn_t *conn, nw_error_t error) {
   mp_event_t event;
 
-  if (!conn->wait_for_connectivity) {
+  /* A TLS failure, such as a certificate that is not trusted, does not heal
+   * when the network changes, so it fails the connect even for a caller
+   * who waits for connectivity. */
+  if (!conn->wait_for_connectivity ||
+      (error != NULL &&
+       nw_error_get_error_domain(error) == nw_error_domain_tls)) {
     report_error(conn, error, -ENETUNREACH, failure_syscall(conn));
     cancel_connection(conn, 0);
     return;
@@ -523,6 +609,9 @@ static void handle_cancelled(mp_conn_t *conn) {
   conn->cancelled = 1;
   nw_release(conn->connection);
   conn->connection = NULL;
+  if (conn->report != NULL)
+    nw_release(conn->report);
+  conn->report = NULL;
   finish_if_done(conn);
 }
 
@@ -561,6 +650,22 @@ static void handle_path_change(mp_conn_t *conn, nw_path_t path) {
     return;
   if (update_addresses(conn, path))
     emit_simple(conn, MP_EVENT_PATH);
+}
+
+/* Emits VIABILITY or BETTER_PATH with the handler's value in len. Like the
+ * other handlers, these run on the queue, and only an established
+ * connection that is not closing reports them. NOTE: the Linux emulation
+ * never calls these handlers, so only a Mac runs this code. */
+static void handle_boolean_event(mp_conn_t *conn, mp_event_type_t type,
+                                 bool value) {
+  mp_event_t event;
+
+  if (!conn->connected || is_closing(conn))
+    return;
+  memset(&event, 0, sizeof(event));
+  event.type = type;
+  event.len = value ? 1 : 0;
+  conn->emit(conn->ctx, &event);
 }
 
 /* Sends content, or the end of the stream when content is NULL, and emits
@@ -604,9 +709,9 @@ static void close_on_queue(mp_conn_t *conn, int reset) {
 }
 
 /* Emits CLOSE once the framework is done with the connection (cancelled),
- * mp_conn_close has run on the queue, and no send or receive is
- * outstanding. The glue may free conn as soon as the emit starts, so only
- * locals are used from there on. */
+ * mp_conn_close has run on the queue, and no send, receive or report
+ * collection is outstanding. The glue may free conn as soon as the emit starts,
+ * so only locals are used from there on. */
 static void finish_if_done(mp_conn_t *conn) {
   mp_backend_t *backend = conn->backend;
   mp_emit_cb emit = conn->emit;
@@ -614,7 +719,8 @@ static void finish_if_done(mp_conn_t *conn) {
   mp_event_t event;
 
   if (conn->closed || !conn->cancelled || !conn->close_ran ||
-      conn->sends_pending > 0 || conn->receive_pending)
+      conn->sends_pending > 0 || conn->receive_pending ||
+      conn->collects_pending > 0)
     return;
   conn->closed = 1;
 
@@ -721,15 +827,39 @@ static int set_local_endpoint(nw_parameters_t parameters,
   return 0;
 }
 
-/* Creates the parameters of a TCP connection with the caller's options. The
- * framework fixes TCP options when the connection starts, so they are set
- * here, in the TCP configure block. */
-static int create_parameters(const mp_connect_options_t *options,
+/* Applies the connection's TLS settings to the framework's TLS options. The
+ * framework's default TLS configuration checks the server's certificate
+ * against the system's trust store and the server name. */
+static void configure_tls(mp_conn_t *conn, nw_protocol_options_t options) {
+  sec_protocol_options_t tls = nw_tls_copy_sec_protocol_options(options);
+  size_t i;
+
+  if (conn->tls_server_name != NULL)
+    sec_protocol_options_set_tls_server_name(tls, conn->tls_server_name);
+  for (i = 0; i < conn->tls_alpn_count; i++)
+    sec_protocol_options_add_tls_application_protocol(tls, conn->tls_alpn[i]);
+  if (conn->tls_min_version == 12)
+    sec_protocol_options_set_min_tls_protocol_version(
+        tls, tls_protocol_version_TLSv12);
+  else if (conn->tls_min_version == 13)
+    sec_protocol_options_set_min_tls_protocol_version(
+        tls, tls_protocol_version_TLSv13);
+  sec_release(tls);
+}
+
+/* Creates the parameters of a TCP connection, with TLS when conn->tls, and
+ * the caller's options. The framework fixes TCP options when the connection
+ * starts, so they are set here, in the TCP configure block. */
+static int create_parameters(mp_conn_t *conn,
+                             const mp_connect_options_t *options,
                              nw_parameters_t *out) {
-  /* The framework's TLS is off, so the connection carries plain TCP. A TLS
-   * configure block would replace NW_PARAMETERS_DISABLE_PROTOCOL here. */
-  nw_parameters_configure_protocol_block_t configure_tls =
-      NW_PARAMETERS_DISABLE_PROTOCOL;
+  /* connection.h does not say when the configure blocks run, so the TLS
+   * block reads settings that conn keeps until it is freed. */
+  nw_parameters_configure_protocol_block_t tls_block =
+      conn->tls ? ^(nw_protocol_options_t tls_options) {
+        configure_tls(conn, tls_options);
+      }
+                : NW_PARAMETERS_DISABLE_PROTOCOL;
   bool no_delay = options->no_delay != 0;
   bool keep_alive = options->keep_alive != 0;
   uint32_t keep_alive_idle = options->keep_alive_delay;
@@ -743,8 +873,8 @@ static int create_parameters(const mp_connect_options_t *options,
   if (options->family != 0 && options->family != 4 && options->family != 6)
     return -EINVAL;
 
-  parameters = nw_parameters_create_secure_tcp(
-      configure_tls, ^(nw_protocol_options_t tcp) {
+  parameters =
+      nw_parameters_create_secure_tcp(tls_block, ^(nw_protocol_options_t tcp) {
         nw_tcp_options_set_no_delay(tcp, no_delay);
         if (keep_alive) {
           nw_tcp_options_set_enable_keepalive(tcp, true);
@@ -772,14 +902,15 @@ static int create_parameters(const mp_connect_options_t *options,
   return 0;
 }
 
-static nw_connection_t create_connection(const mp_connect_options_t *options,
+static nw_connection_t create_connection(mp_conn_t *conn,
+                                         const mp_connect_options_t *options,
                                          int *error) {
   nw_parameters_t parameters;
   nw_connection_t connection;
   nw_endpoint_t endpoint;
   char port[8];
 
-  *error = create_parameters(options, &parameters);
+  *error = create_parameters(conn, options, &parameters);
   if (*error != 0)
     return NULL;
 
@@ -846,6 +977,79 @@ void mp_backend_destroy(mp_backend_t *backend) {
   free(backend);
 }
 
+/* Frees what conn owns besides the framework objects. */
+static void free_conn(mp_conn_t *conn) {
+  size_t i;
+
+  free(conn->tls_server_name);
+  for (i = 0; i < conn->tls_alpn_count; i++)
+    free(conn->tls_alpn[i]);
+  free(conn->tls_alpn);
+  free(conn->paths);
+  pthread_mutex_destroy(&conn->lock);
+  free(conn);
+}
+
+/* Copies the TLS options into conn. The server name defaults to the host
+ * when it is a name; an address literal gets none, as SNI carries no
+ * addresses (RFC 6066, 3). */
+static int copy_tls_options(mp_conn_t *conn,
+                            const mp_connect_options_t *options) {
+  const char *server_name = options->tls_server_name;
+  size_t i;
+
+  if (options->tls_min_version != 0 && options->tls_min_version != 12 &&
+      options->tls_min_version != 13)
+    return -EINVAL;
+  conn->tls = 1;
+  conn->tls_min_version = options->tls_min_version;
+  if (server_name == NULL && !is_address_literal(options->host))
+    server_name = options->host;
+  if (server_name != NULL) {
+    conn->tls_server_name = strdup(server_name);
+    if (conn->tls_server_name == NULL)
+      return -ENOMEM;
+  }
+  if (options->tls_alpn_count == 0)
+    return 0;
+
+  conn->tls_alpn = calloc(options->tls_alpn_count, sizeof(char *));
+  if (conn->tls_alpn == NULL)
+    return -ENOMEM;
+  for (i = 0; i < options->tls_alpn_count; i++) {
+    size_t length = strlen(options->tls_alpn[i]);
+
+    /* An ALPN protocol name has 1 to 255 bytes (RFC 7301, 3.1). */
+    if (length == 0 || length > 255)
+      return -EINVAL;
+    conn->tls_alpn[i] = strdup(options->tls_alpn[i]);
+    if (conn->tls_alpn[i] == NULL)
+      return -ENOMEM;
+    conn->tls_alpn_count = i + 1;
+  }
+  return 0;
+}
+
+/* Registers the handlers of the connection's events. The framework runs
+ * them on the connection's queue (connection.h). */
+static void set_handlers(mp_conn_t *conn) {
+  nw_connection_t connection = conn->connection;
+
+  nw_connection_set_state_changed_handler(
+      connection, ^(nw_connection_state_t state, nw_error_t error) {
+        handle_state(conn, state, error);
+      });
+  nw_connection_set_path_changed_handler(connection, ^(nw_path_t path) {
+    handle_path_change(conn, path);
+  });
+  nw_connection_set_viability_changed_handler(connection, ^(bool value) {
+    handle_boolean_event(conn, MP_EVENT_VIABILITY, value);
+  });
+  nw_connection_set_better_path_available_handler(connection, ^(bool value) {
+    handle_boolean_event(conn, MP_EVENT_BETTER_PATH, value);
+  });
+}
+
 int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
                  mp_emit_cb emit, void *ctx, mp_conn_t **out) {
   nw_connection_t connection;
@@ -854,10 +1058,6 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
 
   if (options->host == NULL || options->host[0] == '\0')
     return -EINVAL;
-  /* TODO: TLS from the framework (a TLS configure block for
-   * nw_parameters_create_secure_tcp); until then it is refused. */
-  if (options->tls)
-    return -ENOTSUP;
   conn = calloc(1, sizeof(*conn));
   if (conn == NULL)
     return -ENOMEM;
@@ -865,19 +1065,24 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
     free(conn);
     return -ENOMEM;
   }
+  if (options->tls) {
+    r = copy_tls_options(conn, options);
+    if (r != 0) {
+      free_conn(conn);
+      return r;
+    }
+  }
 
-  connection = create_connection(options, &r);
+  connection = create_connection(conn, options, &r);
   if (connection == NULL) {
-    pthread_mutex_destroy(&conn->lock);
-    free(conn);
+    free_conn(conn);
     return r;
   }
   conn->queue =
       dispatch_queue_create("nw-mptcp.connection", DISPATCH_QUEUE_SERIAL);
   if (conn->queue == NULL) {
     nw_release(connection);
-    pthread_mutex_destroy(&conn->lock);
-    free(conn);
+    free_conn(conn);
     return -ENOMEM;
   }
 
@@ -886,12 +1091,17 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
   conn->ctx = ctx;
   conn->wait_for_connectivity = options->wait_for_connectivity != 0;
   conn->connection = connection;
-  /* The framework has no public flag that reports whether MPTCP was
-   * negotiated. */
+  /* The framework has no flag that reports whether MPTCP was negotiated;
+   * a data transfer report with more than one path proves it
+   * (merge_report). */
   conn->info.mptcp = -1;
   conn->info.fallback = 0;
   atomic_init(&conn->reading, 0);
   atomic_init(&conn->close_requested, 0);
+  /* A report created before the start measures from the ready state on
+   * (connection_report.h), so the first collection covers the whole
+   * connection. NULL when the framework cannot create one. */
+  conn->report = nw_connection_create_new_data_transfer_report(connection);
 
   pthread_mutex_lock(&backend->lock);
   conn->next_live = backend->live;
@@ -901,13 +1111,7 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
   pthread_mutex_unlock(&backend->lock);
 
   nw_connection_set_queue(connection, conn->queue);
-  nw_connection_set_state_changed_handler(
-      connection, ^(nw_connection_state_t state, nw_error_t error) {
-        handle_state(conn, state, error);
-      });
-  nw_connection_set_path_changed_handler(connection, ^(nw_path_t path) {
-    handle_path_change(conn, path);
-  });
+  set_handlers(conn);
   *out = conn;
   nw_connection_start(connection);
   return 0;
@@ -1024,8 +1228,7 @@ void mp_conn_close(mp_conn_t *conn, int reset) {
 }
 
 void mp_conn_free(mp_conn_t *conn) {
-  pthread_mutex_destroy(&conn->lock);
-  free(conn);
+  free_conn(conn);
 }
 
 int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info) {
@@ -1050,11 +1253,162 @@ int mp_conn_set_keep_alive(mp_conn_t *conn, int enable, unsigned delay) {
   return -ENOTSUP;
 }
 
-/* TODO: collect the paths from a data transfer report
- * (nw_connection_create_new_data_transfer_report); until then the backend
- * reports none. */
+/* Finds the path of the accumulated list that has interface_name and is not
+ * taken yet in this merge, or adds one. Returns its index, or -1 when
+ * memory runs out. */
+static long find_or_add_path(mp_conn_t *conn, const char *interface_name,
+                             const unsigned char *taken) {
+  mp_path_t *grown;
+  size_t i;
+
+  for (i = 0; i < conn->path_count; i++) {
+    if (!taken[i] && strcmp(conn->paths[i].interface_name, interface_name) == 0)
+      return (long)i;
+  }
+  grown = realloc(conn->paths, (conn->path_count + 1) * sizeof(mp_path_t));
+  if (grown == NULL)
+    return -1;
+  conn->paths = grown;
+  memset(&conn->paths[conn->path_count], 0, sizeof(mp_path_t));
+  conn->paths[conn->path_count].id = (uint32_t)conn->path_count;
+  conn->paths[conn->path_count].backup = -1;
+  snprintf(conn->paths[conn->path_count].interface_name,
+           sizeof(conn->paths[conn->path_count].interface_name), "%s",
+           interface_name);
+  return (long)conn->path_count++;
+}
+
+/* Adds a collected report to the connection's totals. A report covers only
+ * its own span and numbers its paths on its own, so paths are matched to
+ * the accumulated ones by interface name, in order.
+ *
+ * The report has no addresses. The path at index 0, the one the framework
+ * uses for single-path values (connection_report.h), gets those of the
+ * connection's current path; the others have none. */
+static void merge_report(mp_conn_t *conn, nw_data_transfer_report_t report) {
+  uint32_t count = nw_data_transfer_report_get_path_count(report);
+  unsigned char *taken;
+  uint32_t index;
+  size_t i;
+
+  conn->bytes_sent += nw_data_transfer_report_get_sent_application_byte_count(
+      report, NW_ALL_PATHS);
+  conn->bytes_received +=
+      nw_data_transfer_report_get_received_application_byte_count(report,
+                                                                  NW_ALL_PATHS);
+
+  taken = calloc(conn->path_count + count + 1, 1);
+  if (taken == NULL)
+    return;
+  for (index = 0; index < count; index++) {
+    nw_interface_t interface =
+        nw_data_transfer_report_copy_path_interface(report, index);
+    const char *name =
+        interface != NULL ? nw_interface_get_name(interface) : "";
+    long found = find_or_add_path(conn, name != NULL ? name : "", taken);
+    uint64_t rtt_ms;
+    mp_path_t *path;
+
+    if (interface != NULL)
+      nw_release(interface);
+    if (found < 0)
+      break;
+    taken[found] = 1;
+    path = &conn->paths[found];
+    path->bytes_sent +=
+        nw_data_transfer_report_get_sent_transport_byte_count(report, index);
+    path->bytes_received +=
+        nw_data_transfer_report_get_received_transport_byte_count(report,
+                                                                  index);
+    rtt_ms = nw_data_transfer_report_get_transport_smoothed_rtt_milliseconds(
+        report, index);
+    if (rtt_ms > 0)
+      path->rtt_us =
+          rtt_ms >= UINT32_MAX / 1000 ? UINT32_MAX : (uint32_t)(rtt_ms * 1000);
+    if (index == 0) {
+      for (i = 0; i < conn->path_count; i++)
+        conn->paths[i].has_local = conn->paths[i].has_remote = 0;
+      pthread_mutex_lock(&conn->lock);
+      path->local = conn->info.local;
+      path->has_local = conn->info.has_local;
+      path->remote = conn->info.remote;
+      path->has_remote = conn->info.has_remote;
+      pthread_mutex_unlock(&conn->lock);
+    }
+  }
+  free(taken);
+
+  /* Only MPTCP gives a connection more than one path, so the report proves
+   * MPTCP, which no framework flag reports. */
+  if (conn->path_count > 1) {
+    pthread_mutex_lock(&conn->lock);
+    conn->info.mptcp = 1;
+    pthread_mutex_unlock(&conn->lock);
+  }
+}
+
+/* Emits PATHS with a copy of the accumulated statistics. When memory runs
+ * out nothing is emitted, and the request stays pending until CLOSE. */
+static void emit_paths(mp_conn_t *conn) {
+  mp_path_report_t *report;
+  mp_event_t event;
+
+  report = malloc(sizeof(*report) + conn->path_count * sizeof(mp_path_t));
+  if (report == NULL)
+    return;
+  report->bytes_sent = conn->bytes_sent;
+  report->bytes_received = conn->bytes_received;
+  report->count = conn->path_count;
+  if (conn->path_count > 0)
+    memcpy(report->paths, conn->paths, conn->path_count * sizeof(mp_path_t));
+
+  memset(&event, 0, sizeof(event));
+  event.type = MP_EVENT_PATHS;
+  event.data = report;
+  conn->emit(conn->ctx, &event);
+}
+
+/* Collects the running report and starts the next one, which is created
+ * first so that no byte falls between the two spans. NOTE: bytes that
+ * move between the two calls may be counted in both reports. */
+static void collect_paths(mp_conn_t *conn) {
+  nw_data_transfer_report_t collected = conn->report;
+
+  /* A closing connection emits no PATHS: CLOSE follows, and the glue
+   * rejects the request then. */
+  if (is_closing(conn) || conn->connection == NULL)
+    return;
+  if (collected == NULL) {
+    emit_paths(conn);
+    return;
+  }
+
+  conn->report =
+      nw_connection_create_new_data_transfer_report(conn->connection);
+  conn->collects_pending++;
+  nw_data_transfer_report_collect(collected, conn->queue,
+                                  ^(nw_data_transfer_report_t report) {
+                                    merge_report(conn, report);
+                                    nw_release(collected);
+                                    conn->collects_pending--;
+                                    emit_paths(conn);
+                                    finish_if_done(conn);
+                                  });
+}
+
+/* The statistics come from data transfer reports (connection_report.h),
+ * which the framework collects asynchronously: PATHS follows. The lock
+ * orders the block before the one that mp_conn_close queues. */
 int mp_conn_get_paths(mp_conn_t *conn, mp_path_report_t **report) {
-  (void)conn;
   *report = NULL;
-  return -ENOTSUP;
+  pthread_mutex_lock(&conn->lock);
+  if (atomic_load(&conn->close_requested)) {
+    pthread_mutex_unlock(&conn->lock);
+    return -EBADF;
+  }
+  dispatch_async(conn->queue, ^{
+    collect_paths(conn);
+  });
+  pthread_mutex_unlock(&conn->lock);
+  return 0;
 }

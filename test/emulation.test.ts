@@ -1,8 +1,9 @@
 // Self-tests of the Network framework emulation (test/emulation/selftest/):
 // builds them with clang and runs each rule that the emulation keeps as a
 // test of its own. They call the emulated C interface directly and never
-// load the addon, so they run under either backend. Without Linux, clang or
-// the BlocksRuntime they skip, with the reason in the title.
+// load the addon, so they run under either backend. Without Linux, clang,
+// the BlocksRuntime or OpenSSL's headers they skip, with the reason in the
+// title.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -40,6 +41,15 @@ int main(void) {
 }
 `;
 
+// The emulation's TLS links the system's OpenSSL in the self-tests.
+const OPENSSL_PROBE = `#include <openssl/ssl.h>
+int main(void) {
+  SSL_CTX *context = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_free(context);
+  return 0;
+}
+`;
+
 /** Returns why the self-tests cannot be built here, or undefined. */
 function missingPrerequisite(): string | undefined {
   if (process.platform !== 'linux') return `the emulation runs on Linux, not ${process.platform}`;
@@ -58,6 +68,14 @@ function missingPrerequisite(): string | undefined {
       { encoding: 'utf8' },
     );
     if (probe.status !== 0) return 'BlocksRuntime not installed (libblocksruntime-dev)';
+    const openssl = path.join(dir, 'openssl.c');
+    writeFileSync(openssl, OPENSSL_PROBE);
+    const linked = spawnSync(
+      'clang',
+      [openssl, '-o', path.join(dir, 'openssl'), '-lssl', '-lcrypto'],
+      { encoding: 'utf8' },
+    );
+    if (linked.status !== 0) return 'OpenSSL headers not installed (libssl-dev)';
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,8 +1,9 @@
 /*
  * connection.c: the emulated nw_connection over real sockets: MPTCP
- * (IPPROTO_MPTCP) when a multipath service is set, plain TCP otherwise. One
- * I/O thread runs every connection with epoll; handlers and completions run
- * on each connection's dispatch queue.
+ * (IPPROTO_MPTCP) when a multipath service is set, plain TCP otherwise, with
+ * TLS from tls.c on top when the parameters have it. One I/O thread runs
+ * every connection with epoll; handlers and completions run on each
+ * connection's dispatch queue.
  *
  * Constraint: the order of callbacks. Every state change and completion is
  * decided and posted to the connection's serial queue while the
@@ -10,10 +11,12 @@
  * decided: completions exactly once, the pending ones before a failed or
  * cancelled state, and cancelled last.
  *
- * The I/O thread owns the sockets. It connects, and it reads only while a
- * receive is pending, so the peer's window closes when the caller stops
- * receiving. It writes sends in order, and while the connection is in the
- * waiting state it retries a refused or unreachable connect with a back-off.
+ * The I/O thread owns the sockets. It connects, runs the TLS handshake, and
+ * reads only while a receive is pending, so the peer's window closes when
+ * the caller stops receiving. It writes sends in order, and while the
+ * connection is in the waiting state it retries a refused or unreachable
+ * connect with a back-off. The ready state follows the TLS handshake, as in
+ * the framework.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -89,6 +92,8 @@ struct nw_connection {
   dispatch_queue_t queue;
   nw_connection_state_changed_handler_t state_handler;
   nw_connection_path_event_handler_t path_handler;
+  nw_connection_boolean_event_handler_t viability_handler;
+  nw_connection_boolean_event_handler_t better_path_handler;
   phase_t phase;
   bool started;
   bool cancel_requested;
@@ -115,6 +120,24 @@ struct nw_connection {
   uint64_t retry_at;
   unsigned retry_delay;
 
+  /* TLS: the session from the connect on, whether its handshake runs, the
+   * events (EPOLLIN, EPOLLOUT) its last blocked call waits for, and the
+   * handshake's result once done. */
+  emu_tls_t *tls;
+  bool handshaking;
+  uint32_t tls_wants;
+  bool tls_done;
+  emu_tls_result_t tls_result;
+
+  /* Statistics for data transfer reports: at the ready state, and when the
+   * socket of a ready connection closed (final). */
+  bool was_ready;
+  bool stats_final;
+  emu_stats_t ready_stats;
+  emu_stats_t final_stats;
+  uint64_t application_sent;
+  uint64_t application_received;
+
   /* Transfer. failure is the Darwin errno that failed the connection. */
   receive_request_t *receives;
   receive_request_t **receives_tail;
@@ -126,6 +149,7 @@ struct nw_connection {
   bool read_eof;
   bool write_closed;
   int failure;
+  nw_error_domain_t failure_domain;
 
   /* Guarded by io.lock. */
   bool registered;
@@ -243,6 +267,19 @@ static void post_send(nw_connection_t conn, send_request_t *request,
 
 static nw_error_t posix_error(int darwin_code) {
   return emu_error_create(nw_error_domain_posix, darwin_code);
+}
+
+/* Records what failed the connection; the first failure is kept. */
+static void set_failure(nw_connection_t conn, nw_error_domain_t domain,
+                        int code) {
+  if (conn->failure != 0)
+    return;
+  conn->failure = code;
+  conn->failure_domain = domain;
+}
+
+static nw_error_t failure_error(nw_connection_t conn) {
+  return emu_error_create(conn->failure_domain, conn->failure);
 }
 
 static receive_request_t *pop_receive(nw_connection_t conn) {
@@ -371,9 +408,33 @@ static void unregister_connection(nw_connection_t conn) {
 
 /* Sockets */
 
+/* Keeps the statistics of a ready connection's socket before it closes, so
+ * that reports collected later end where the connection ended. */
+static void keep_final_stats(nw_connection_t conn) {
+  if (!conn->was_ready || conn->stats_final || conn->fd < 0)
+    return;
+  emu_socket_stats(conn->fd, &conn->final_stats);
+  conn->final_stats.application_sent = conn->application_sent;
+  conn->final_stats.application_received = conn->application_received;
+  conn->stats_final = true;
+}
+
 static void close_socket(nw_connection_t conn, bool reset) {
   if (conn->fd < 0)
     return;
+  keep_final_stats(conn);
+  if (conn->tls != NULL) {
+    emu_failure_t ignored;
+
+    /* A graceful close of a working session sends close_notify first,
+     * without waiting for the socket to take it. */
+    if (!reset && !conn->handshaking && conn->failure == 0)
+      emu_tls_close_write(conn->tls, &ignored);
+    emu_tls_free(conn->tls);
+    conn->tls = NULL;
+  }
+  conn->handshaking = false;
+  conn->tls_wants = 0;
   if (conn->watched)
     epoll_ctl(io.epoll_fd, EPOLL_CTL_DEL, conn->fd, NULL);
   conn->watched = false;
@@ -491,11 +552,15 @@ static void update_interest(nw_connection_t conn) {
     return;
   if (conn->connecting)
     wanted |= EPOLLOUT;
+  if (conn->handshaking)
+    wanted |= conn->tls_wants;
   if (conn->phase == PHASE_READY) {
     if (conn->receives != NULL && !conn->read_eof)
       wanted |= EPOLLIN;
     if (conn->sends != NULL)
       wanted |= EPOLLOUT;
+    if (conn->receives != NULL || conn->sends != NULL)
+      wanted |= conn->tls_wants;
   }
   if (wanted == 0 && (conn->hung_up || conn->phase != PHASE_READY)) {
     if (conn->watched)
@@ -534,6 +599,10 @@ static void enter_ready(nw_connection_t conn) {
   if (getpeername(conn->fd, (struct sockaddr *)&address, &len) == 0)
     set_endpoint(&conn->remote, (struct sockaddr *)&address);
   conn->retry_delay = RETRY_FIRST_MS;
+  conn->was_ready = true;
+  emu_socket_stats(conn->fd, &conn->ready_stats);
+  conn->ready_stats.application_sent = 0;
+  conn->ready_stats.application_received = 0;
   conn->phase = PHASE_READY;
   post_state(conn, nw_connection_state_ready, NULL);
 }
@@ -564,15 +633,66 @@ static void drain_socket(nw_connection_t conn) {
 }
 
 /* Fails the connection for good: pending receives get the buffered data and
- * the error, pending sends the error, and then the failed state follows. */
-static void enter_failed(nw_connection_t conn, int darwin_code) {
-  conn->failure = darwin_code;
-  drain_socket(conn);
+ * the error, pending sends the error, and then the failed state follows.
+ * The bytes of a TLS session are not drained, because OpenSSL allows no
+ * call after a fatal error. */
+static void enter_failed(nw_connection_t conn, nw_error_domain_t domain,
+                         int code) {
+  set_failure(conn, domain, code);
+  if (conn->tls == NULL)
+    drain_socket(conn);
   close_socket(conn, false);
   conn->phase = PHASE_FAILED;
   do_receives(conn);
   do_sends(conn);
-  post_state(conn, nw_connection_state_failed, posix_error(darwin_code));
+  post_state(conn, nw_connection_state_failed, failure_error(conn));
+}
+
+/* Runs the next step of the TLS handshake. */
+static void advance_handshake(nw_connection_t conn) {
+  emu_failure_t failure;
+
+  switch (emu_tls_handshake(conn->tls, &failure)) {
+  case EMU_IO_DONE:
+    conn->handshaking = false;
+    conn->tls_wants = 0;
+    emu_tls_get_result(conn->tls, &conn->tls_result);
+    conn->tls_done = true;
+    enter_ready(conn);
+    break;
+  case EMU_IO_WANT_READ:
+    conn->tls_wants = EPOLLIN;
+    break;
+  case EMU_IO_WANT_WRITE:
+    conn->tls_wants = EPOLLOUT;
+    break;
+  case EMU_IO_EOF:
+  case EMU_IO_FAILED:
+    /* NOTE: a failed handshake fails the connection; whether the framework
+     * reports failed or waiting for it is not documented. */
+    enter_failed(conn, failure.domain, failure.code);
+    break;
+  }
+}
+
+/* The socket is connected: the connection is ready, or starts TLS. */
+static void enter_connected(nw_connection_t conn) {
+  emu_failure_t failure;
+
+  conn->connecting = false;
+  if (!conn->settings.tls) {
+    enter_ready(conn);
+    return;
+  }
+  conn->tls =
+      emu_tls_create(&conn->settings.tls_settings, conn->endpoint,
+                     nw_endpoint_get_address(conn->remote), conn->fd, &failure);
+  if (conn->tls == NULL) {
+    enter_failed(conn, failure.domain, failure.code);
+    return;
+  }
+  conn->handshaking = true;
+  advance_handshake(conn);
 }
 
 /* Posts ECANCELED to every pending request and then the cancelled state,
@@ -595,6 +715,12 @@ static void finish_cancel(nw_connection_t conn) {
   if (conn->path_handler != NULL)
     Block_release(conn->path_handler);
   conn->path_handler = NULL;
+  if (conn->viability_handler != NULL)
+    Block_release(conn->viability_handler);
+  conn->viability_handler = NULL;
+  if (conn->better_path_handler != NULL)
+    Block_release(conn->better_path_handler);
+  conn->better_path_handler = NULL;
 }
 
 /* Connecting */
@@ -614,12 +740,12 @@ static void try_addresses(nw_connection_t conn) {
     conn->attempted = true;
     switch (start_attempt(conn, address)) {
     case ATTEMPT_CONNECTED:
-      enter_ready(conn);
+      enter_connected(conn);
       return;
     case ATTEMPT_IN_PROGRESS:
       return;
     case ATTEMPT_FATAL:
-      enter_failed(conn, conn->attempt_error);
+      enter_failed(conn, nw_error_domain_posix, conn->attempt_error);
       return;
     case ATTEMPT_RETRYABLE:
       break;
@@ -629,7 +755,7 @@ static void try_addresses(nw_connection_t conn) {
   /* NOTE: failing when no address has an allowed family is a guess at what
    * the framework does; retrying could not help. */
   if (!conn->attempted)
-    enter_failed(conn, DARWIN_EAFNOSUPPORT);
+    enter_failed(conn, nw_error_domain_posix, DARWIN_EAFNOSUPPORT);
   else
     enter_waiting(conn, posix_error(conn->attempt_error));
 }
@@ -671,7 +797,7 @@ static void advance_connect(nw_connection_t conn, uint32_t events) {
     len = sizeof(peer);
     if (getpeername(conn->fd, (struct sockaddr *)&peer, &len) != 0)
       return;
-    enter_ready(conn);
+    enter_connected(conn);
     return;
   }
   conn->attempt_error = emu_darwin_errno(error);
@@ -680,6 +806,47 @@ static void advance_connect(nw_connection_t conn, uint32_t events) {
 }
 
 /* Transfer */
+
+/* Notes what a blocked TLS call waits for, or the failure or the end of the
+ * stream it reported. Returns true when the call made progress. */
+static bool handle_tls_result(nw_connection_t conn, emu_io_t result,
+                              const emu_failure_t *failure) {
+  switch (result) {
+  case EMU_IO_DONE:
+    return true;
+  case EMU_IO_WANT_READ:
+    conn->tls_wants |= EPOLLIN;
+    return false;
+  case EMU_IO_WANT_WRITE:
+    conn->tls_wants |= EPOLLOUT;
+    return false;
+  case EMU_IO_EOF:
+    conn->read_eof = conn->failure == 0;
+    return false;
+  case EMU_IO_FAILED:
+    set_failure(conn, failure->domain, failure->code);
+    return false;
+  }
+  return false;
+}
+
+/* fill_buffer for a TLS session: the same rules, on decrypted bytes. */
+static void fill_buffer_tls(nw_connection_t conn, size_t maximum) {
+  emu_failure_t failure;
+  size_t n;
+
+  while (conn->buffered < maximum) {
+    emu_io_t result = emu_tls_read(conn->tls, conn->buffer + conn->buffered,
+                                   maximum - conn->buffered, &n, &failure);
+
+    if (!handle_tls_result(conn, result, &failure))
+      return;
+    conn->buffered += n;
+  }
+  handle_tls_result(conn, emu_tls_peek(conn->tls, &failure), &failure);
+  /* A byte waiting is no reason to poll: the next receive reads it. */
+  conn->tls_wants &= ~(uint32_t)EPOLLIN;
+}
 
 /* Reads until the buffer contains maximum bytes, the socket has no more, or
  * the stream ended or failed. With a full buffer it peeks for the end of
@@ -697,6 +864,11 @@ static void fill_buffer(nw_connection_t conn, size_t maximum) {
     conn->capacity = maximum;
   }
 
+  if (conn->tls != NULL) {
+    fill_buffer_tls(conn, maximum);
+    return;
+  }
+
   while (conn->buffered < maximum) {
     n = recv(conn->fd, conn->buffer + conn->buffered, maximum - conn->buffered,
              0);
@@ -709,7 +881,7 @@ static void fill_buffer(nw_connection_t conn, size_t maximum) {
       return;
     } else if (errno != EINTR) {
       if (errno != EAGAIN)
-        conn->failure = emu_darwin_errno(errno);
+        set_failure(conn, nw_error_domain_posix, emu_darwin_errno(errno));
       return;
     }
   }
@@ -744,9 +916,10 @@ static void do_receives(nw_connection_t conn) {
       memmove(conn->buffer, conn->buffer + taken, conn->buffered - taken);
       conn->buffered -= taken;
     }
+    conn->application_received += taken;
     at_end = conn->buffered == 0;
     if (at_end && conn->failure != 0)
-      error = posix_error(conn->failure);
+      error = failure_error(conn);
     post_receive(conn, pop_receive(conn), content, at_end && conn->read_eof,
                  error);
   }
@@ -761,7 +934,7 @@ static void do_sends(nw_connection_t conn) {
         request->content != NULL ? dispatch_data_get_size(request->content) : 0;
 
     if (conn->failure != 0) {
-      post_send(conn, pop_send(conn), posix_error(conn->failure));
+      post_send(conn, pop_send(conn), failure_error(conn));
       continue;
     }
     if (conn->phase != PHASE_READY)
@@ -776,6 +949,24 @@ static void do_sends(nw_connection_t conn) {
         post_send(conn, pop_send(conn), posix_error(DARWIN_EPIPE));
         continue;
       }
+      if (conn->tls != NULL) {
+        emu_failure_t failure;
+        size_t written;
+
+        /* OpenSSL writes one buffer per call; partial writes are on. */
+        emu_data_iovecs(request->content, request->written, iov, 1);
+        if (!handle_tls_result(conn,
+                               emu_tls_write(conn->tls, iov[0].iov_base,
+                                             iov[0].iov_len, &written,
+                                             &failure),
+                               &failure)) {
+          if (conn->failure != 0)
+            continue;
+          return;
+        }
+        request->written += written;
+        continue;
+      }
       memset(&message, 0, sizeof(message));
       message.msg_iov = iov;
       message.msg_iovlen = (size_t)emu_data_iovecs(
@@ -786,18 +977,30 @@ static void do_sends(nw_connection_t conn) {
       } else if (errno == EAGAIN) {
         return;
       } else if (errno != EINTR) {
-        conn->failure = emu_darwin_errno(errno);
+        set_failure(conn, nw_error_domain_posix, emu_darwin_errno(errno));
       }
       continue;
     }
 
     if (request->is_final && request->is_complete && !conn->write_closed) {
+      /* TLS ends its sending side with close_notify before the FIN. */
+      if (conn->tls != NULL) {
+        emu_failure_t failure;
+
+        if (!handle_tls_result(conn, emu_tls_close_write(conn->tls, &failure),
+                               &failure)) {
+          if (conn->failure != 0)
+            continue;
+          return;
+        }
+      }
       conn->write_closed = true;
       if (shutdown(conn->fd, SHUT_WR) != 0) {
         post_send(conn, pop_send(conn), posix_error(emu_darwin_errno(errno)));
         continue;
       }
     }
+    conn->application_sent += size;
     post_send(conn, pop_send(conn), NULL);
   }
 }
@@ -817,7 +1020,10 @@ static void process_events(nw_connection_t conn, uint32_t events) {
   case PHASE_CANCELLED:
     break;
   case PHASE_PREPARING:
-    advance_connect(conn, events);
+    if (conn->handshaking)
+      advance_handshake(conn);
+    else
+      advance_connect(conn, events);
     break;
   case PHASE_WAITING:
     /* The poll timeout has millisecond granularity, so the timer may fire
@@ -838,14 +1044,15 @@ static void process_events(nw_connection_t conn, uint32_t events) {
 
       if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &error, &len) == 0 &&
           error != 0)
-        conn->failure = emu_darwin_errno(error);
+        set_failure(conn, nw_error_domain_posix, emu_darwin_errno(error));
       else if (events & EPOLLHUP)
         conn->hung_up = true;
     }
+    conn->tls_wants = 0;
     do_sends(conn);
     do_receives(conn);
     if (conn->failure != 0)
-      enter_failed(conn, conn->failure);
+      enter_failed(conn, conn->failure_domain, conn->failure);
     break;
   case PHASE_FAILED:
     do_receives(conn);
@@ -958,6 +1165,7 @@ nw_connection_t nw_connection_create(nw_endpoint_t endpoint,
   emu_parameters_copy_settings(parameters, &conn->settings);
   conn->receive_context = emu_content_context_create(true);
   conn->phase = PHASE_IDLE;
+  conn->failure_domain = nw_error_domain_posix;
   conn->fd = -1;
   conn->retry_delay = RETRY_FIRST_MS;
   conn->receives_tail = &conn->receives;
@@ -989,14 +1197,17 @@ static void dispose_connection(void *object) {
     Block_release(conn->state_handler);
   if (conn->path_handler != NULL)
     Block_release(conn->path_handler);
+  if (conn->viability_handler != NULL)
+    Block_release(conn->viability_handler);
+  if (conn->better_path_handler != NULL)
+    Block_release(conn->better_path_handler);
   if (conn->queue != NULL)
     dispatch_release(conn->queue);
   if (conn->local != NULL)
     nw_release(conn->local);
   if (conn->remote != NULL)
     nw_release(conn->remote);
-  if (conn->settings.local_endpoint != NULL)
-    nw_release(conn->settings.local_endpoint);
+  emu_settings_dispose(&conn->settings);
   nw_release(conn->receive_context);
   nw_release(conn->endpoint);
   free(conn->buffer);
@@ -1043,6 +1254,34 @@ void nw_connection_set_path_changed_handler(
     Block_release(conn->path_handler);
   conn->path_handler = handler != NULL ? Block_copy(handler) : NULL;
   pthread_mutex_unlock(&conn->lock);
+}
+
+/* Stores handler in *slot, releasing the one it replaces. */
+static void
+store_boolean_handler(nw_connection_t conn,
+                      nw_connection_boolean_event_handler_t *slot,
+                      nw_connection_boolean_event_handler_t handler) {
+  pthread_mutex_lock(&conn->lock);
+  if (*slot != NULL)
+    Block_release(*slot);
+  *slot = handler != NULL ? Block_copy(handler) : NULL;
+  pthread_mutex_unlock(&conn->lock);
+}
+
+/* NOTE: stored but never called: emulated paths stay usable and no better
+ * path appears while a connection lives. */
+void nw_connection_set_viability_changed_handler(
+    nw_connection_t conn, nw_connection_boolean_event_handler_t handler) {
+  emu_object_check(conn, &emu_class_connection,
+                   "nw_connection_set_viability_changed_handler");
+  store_boolean_handler(conn, &conn->viability_handler, handler);
+}
+
+void nw_connection_set_better_path_available_handler(
+    nw_connection_t conn, nw_connection_boolean_event_handler_t handler) {
+  emu_object_check(conn, &emu_class_connection,
+                   "nw_connection_set_better_path_available_handler");
+  store_boolean_handler(conn, &conn->better_path_handler, handler);
 }
 
 void nw_connection_start(nw_connection_t conn) {
@@ -1099,6 +1338,52 @@ nw_path_t nw_connection_copy_current_path(nw_connection_t conn) {
     path = emu_path_create(conn->local, conn->remote);
   pthread_mutex_unlock(&conn->lock);
   return path;
+}
+
+nw_protocol_metadata_t
+nw_connection_copy_protocol_metadata(nw_connection_t conn,
+                                     nw_protocol_definition_t definition) {
+  nw_protocol_metadata_t metadata = NULL;
+
+  emu_object_check(conn, &emu_class_connection,
+                   "nw_connection_copy_protocol_metadata");
+  emu_object_check(definition, &emu_class_protocol_definition,
+                   "nw_connection_copy_protocol_metadata");
+  pthread_mutex_lock(&conn->lock);
+  if (conn->tls_done && !conn->cancel_requested &&
+      conn->phase != PHASE_CANCELLED)
+    metadata = emu_tls_metadata_create(&conn->tls_result);
+  pthread_mutex_unlock(&conn->lock);
+  return metadata;
+}
+
+bool emu_connection_stats(nw_connection_t conn, emu_stats_t *out) {
+  bool ready;
+
+  pthread_mutex_lock(&conn->lock);
+  ready = conn->was_ready;
+  if (conn->stats_final) {
+    *out = conn->final_stats;
+  } else if (ready && conn->fd >= 0) {
+    emu_socket_stats(conn->fd, out);
+    out->application_sent = conn->application_sent;
+    out->application_received = conn->application_received;
+  } else {
+    ready = false;
+  }
+  pthread_mutex_unlock(&conn->lock);
+  return ready;
+}
+
+bool emu_connection_ready_stats(nw_connection_t conn, emu_stats_t *out) {
+  bool ready;
+
+  pthread_mutex_lock(&conn->lock);
+  ready = conn->was_ready;
+  if (ready)
+    *out = conn->ready_stats;
+  pthread_mutex_unlock(&conn->lock);
+  return ready;
 }
 
 /* A request made after the cancelled state still completes exactly once,

@@ -13,6 +13,7 @@
 
 #include <Network/Network.h>
 #include <dispatch/dispatch.h>
+#include <net/if.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -21,7 +22,8 @@
 
 typedef enum emu_family {
   EMU_FAMILY_NW = 1,
-  EMU_FAMILY_DISPATCH = 2
+  EMU_FAMILY_DISPATCH = 2,
+  EMU_FAMILY_SEC = 3
 } emu_family_t;
 
 /* One object type: its name in messages, its family (which release
@@ -80,6 +82,12 @@ extern const emu_class_t emu_class_protocol_options;
 extern const emu_class_t emu_class_path;
 extern const emu_class_t emu_class_error;
 extern const emu_class_t emu_class_content_context;
+extern const emu_class_t emu_class_protocol_definition;
+extern const emu_class_t emu_class_protocol_metadata;
+extern const emu_class_t emu_class_interface;
+extern const emu_class_t emu_class_data_transfer_report;
+extern const emu_class_t emu_class_sec_protocol_options;
+extern const emu_class_t emu_class_sec_protocol_metadata;
 
 /* dispatch.c */
 
@@ -99,8 +107,29 @@ nw_endpoint_t emu_endpoint_create_address(const struct sockaddr *address);
 nw_path_t emu_path_create(nw_endpoint_t local, nw_endpoint_t remote);
 socklen_t emu_sockaddr_length(const struct sockaddr *address);
 
+/* Longest ALPN list in wire format (RFC 7301, 3.1: a 2-byte length). */
+#define EMU_ALPN_MAX 65535
+
+/* TLS settings of a connection, copied from its TLS options. */
+typedef struct emu_tls_settings {
+  /* SNI and the name the certificate is checked against. NULL: the
+   * endpoint's host name, or the address of an address endpoint. */
+  char *server_name;
+  /* ALPN protocols in wire format: each one length-prefixed. */
+  unsigned char *alpn;
+  size_t alpn_length;
+  /* Minimum version (tls_protocol_version_t); 0 for the default. */
+  uint16_t min_version;
+} emu_tls_settings_t;
+
+/* What a TLS handshake negotiated. */
+typedef struct emu_tls_result {
+  uint16_t version;
+  char alpn[256]; /* empty when none */
+} emu_tls_result_t;
+
 /* Connection settings, copied from the parameters at nw_connection_create.
- * local_endpoint is retained. */
+ * local_endpoint is retained; emu_settings_dispose frees what they hold. */
 typedef struct emu_settings {
   nw_multipath_service_t service;
   nw_ip_version_t ip_version;
@@ -108,10 +137,19 @@ typedef struct emu_settings {
   bool keepalive;
   uint32_t keepalive_idle;
   nw_endpoint_t local_endpoint;
+  bool tls;
+  emu_tls_settings_t tls_settings;
 } emu_settings_t;
 
 void emu_parameters_copy_settings(nw_parameters_t parameters,
                                   emu_settings_t *out);
+void emu_settings_dispose(emu_settings_t *settings);
+
+/* Returns the host name of a host endpoint, or NULL. */
+const char *emu_endpoint_hostname(nw_endpoint_t endpoint);
+
+nw_protocol_metadata_t emu_tls_metadata_create(const emu_tls_result_t *result);
+nw_interface_t emu_interface_create(const char *name);
 
 /* Maximum addresses one name resolves to. */
 #define EMU_MAX_ADDRESSES 8
@@ -123,5 +161,78 @@ void emu_parameters_copy_settings(nw_parameters_t parameters,
 int emu_endpoint_resolve(nw_endpoint_t endpoint, nw_ip_version_t ip_version,
                          struct sockaddr_storage *out, size_t max,
                          size_t *count);
+
+/* tls.c: a TLS client session over a connected socket, with OpenSSL. */
+
+typedef struct emu_tls emu_tls_t;
+
+/* Result of one TLS operation. On EMU_IO_FAILED the failure is in *domain
+ * and *code, in the framework's numbering: a Darwin errno in
+ * nw_error_domain_posix or an OSStatus in nw_error_domain_tls. */
+typedef enum emu_io {
+  EMU_IO_DONE,
+  EMU_IO_WANT_READ,
+  EMU_IO_WANT_WRITE,
+  EMU_IO_EOF,
+  EMU_IO_FAILED
+} emu_io_t;
+
+typedef struct emu_failure {
+  nw_error_domain_t domain;
+  int code;
+} emu_failure_t;
+
+/* Starts a client session on fd for endpoint, which is connected to remote.
+ * Returns NULL with *failure set when OpenSSL cannot set it up. */
+emu_tls_t *emu_tls_create(const emu_tls_settings_t *settings,
+                          nw_endpoint_t endpoint, const struct sockaddr *remote,
+                          int fd, emu_failure_t *failure);
+emu_io_t emu_tls_handshake(emu_tls_t *tls, emu_failure_t *failure);
+emu_io_t emu_tls_read(emu_tls_t *tls, void *buffer, size_t size, size_t *read,
+                      emu_failure_t *failure);
+/* Returns EMU_IO_DONE when a byte is ready, EMU_IO_EOF at the end of the
+ * stream, or what a read would. Consumes nothing. */
+emu_io_t emu_tls_peek(emu_tls_t *tls, emu_failure_t *failure);
+emu_io_t emu_tls_write(emu_tls_t *tls, const void *buffer, size_t size,
+                       size_t *written, emu_failure_t *failure);
+/* Sends close_notify. */
+emu_io_t emu_tls_close_write(emu_tls_t *tls, emu_failure_t *failure);
+void emu_tls_get_result(emu_tls_t *tls, emu_tls_result_t *out);
+void emu_tls_free(emu_tls_t *tls);
+
+/* report.c: statistics of the paths of a socket. */
+
+/* Maximum paths in a statistics snapshot; the kernel allows 8 subflows. */
+#define EMU_MAX_PATHS 16
+
+typedef struct emu_path_stats {
+  struct sockaddr_storage local;
+  struct sockaddr_storage remote;
+  char interface_name[IF_NAMESIZE];
+  uint64_t bytes_sent; /* retransmissions included */
+  uint64_t bytes_received;
+  uint32_t rtt_us;
+} emu_path_stats_t;
+
+typedef struct emu_stats {
+  size_t count;
+  emu_path_stats_t paths[EMU_MAX_PATHS];
+  /* Bytes that sends and receives of the connection carried. */
+  uint64_t application_sent;
+  uint64_t application_received;
+} emu_stats_t;
+
+/* Reads the paths of a connected socket: each MPTCP subflow, or the one
+ * path of a TCP socket. Application counts are left alone. */
+void emu_socket_stats(int fd, emu_stats_t *out);
+
+/* connection.c: the statistics that a data transfer report needs. */
+
+/* Sets *out to the connection's statistics now, or when it stopped being
+ * ready. Returns false when it has not been ready. */
+bool emu_connection_stats(nw_connection_t connection, emu_stats_t *out);
+/* Sets *out to the statistics when the connection became ready. Returns
+ * false when it has not been ready. */
+bool emu_connection_ready_stats(nw_connection_t connection, emu_stats_t *out);
 
 #endif /* NW_EMULATION_INTERNAL_H */

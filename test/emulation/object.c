@@ -76,7 +76,14 @@ void *emu_object_create(const emu_class_t *cls, size_t size) {
 }
 
 static const char *family_release_name(emu_family_t family) {
-  return family == EMU_FAMILY_NW ? "nw_release" : "dispatch_release";
+  switch (family) {
+  case EMU_FAMILY_NW:
+    return "nw_release";
+  case EMU_FAMILY_SEC:
+    return "sec_release";
+  default:
+    return "dispatch_release";
+  }
 }
 
 /* Aborts unless object is a live object of family. */
@@ -168,6 +175,15 @@ void *nw_retain(void *object) {
 
 void nw_release(void *object) {
   emu_object_release(object, EMU_FAMILY_NW, "nw_release");
+}
+
+void *sec_retain(void *object) {
+  emu_object_retain(object, EMU_FAMILY_SEC, "sec_retain");
+  return object;
+}
+
+void sec_release(void *object) {
+  emu_object_release(object, EMU_FAMILY_SEC, "sec_release");
 }
 
 void emu_busy_begin(void) {

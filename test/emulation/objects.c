@@ -1,6 +1,7 @@
 /*
- * objects.c: the small emulated nw_* objects: errors, endpoints, protocol
- * options and stacks, parameters, paths and content contexts, plus name
+ * objects.c: the small emulated nw_* and sec_* objects: errors, endpoints,
+ * protocol options and stacks (IP, TCP and TLS), parameters, paths, content
+ * contexts, protocol definitions and metadata, and interfaces, plus name
  * resolution and the Linux to Darwin errno table.
  *
  * Constraint: name resolution never sends a packet. It accepts IP literals
@@ -258,6 +259,10 @@ nw_endpoint_t emu_endpoint_create_address(const struct sockaddr *address) {
   return endpoint;
 }
 
+const char *emu_endpoint_hostname(nw_endpoint_t endpoint) {
+  return endpoint->type == nw_endpoint_type_host ? endpoint->hostname : NULL;
+}
+
 nw_endpoint_type_t nw_endpoint_get_type(nw_endpoint_t endpoint) {
   emu_object_check(endpoint, &emu_class_endpoint, "nw_endpoint_get_type");
   return endpoint->type;
@@ -351,9 +356,87 @@ int emu_endpoint_resolve(nw_endpoint_t endpoint, nw_ip_version_t version,
   return *count > 0 ? 0 : kDNSServiceErr_NoSuchRecord;
 }
 
+/* Security protocol options: the TLS settings of one TLS protocol. */
+
+struct sec_protocol_options {
+  emu_object_t base;
+  emu_tls_settings_t settings;
+};
+
+static void dispose_sec_protocol_options(void *object) {
+  sec_protocol_options_t options = object;
+
+  free(options->settings.server_name);
+  free(options->settings.alpn);
+}
+
+const emu_class_t emu_class_sec_protocol_options = {
+    "sec_protocol_options", EMU_FAMILY_SEC, dispose_sec_protocol_options};
+
+void sec_protocol_options_set_tls_server_name(sec_protocol_options_t options,
+                                              const char *server_name) {
+  char *copy;
+
+  emu_object_check(options, &emu_class_sec_protocol_options,
+                   "sec_protocol_options_set_tls_server_name");
+  if (server_name == NULL)
+    emu_fatal("sec_protocol_options_set_tls_server_name(NULL)");
+  copy = strdup(server_name);
+  if (copy == NULL)
+    emu_fatal("out of memory in sec_protocol_options_set_tls_server_name");
+  free(options->settings.server_name);
+  options->settings.server_name = copy;
+}
+
+/* Appends the protocol to the list in wire format (RFC 7301, 3.1): one
+ * length byte, then the name. */
+void sec_protocol_options_add_tls_application_protocol(
+    sec_protocol_options_t options, const char *application_protocol) {
+  emu_tls_settings_t *settings = &options->settings;
+  size_t length;
+  unsigned char *grown;
+
+  emu_object_check(options, &emu_class_sec_protocol_options,
+                   "sec_protocol_options_add_tls_application_protocol");
+  length = application_protocol != NULL ? strlen(application_protocol) : 0;
+  if (length == 0 || length > 255)
+    emu_fatal("sec_protocol_options_add_tls_application_protocol: a protocol "
+              "name has 1 to 255 bytes");
+  if (settings->alpn_length + 1 + length > EMU_ALPN_MAX)
+    emu_fatal("sec_protocol_options_add_tls_application_protocol: the ALPN "
+              "list exceeds %d bytes",
+              EMU_ALPN_MAX);
+  grown = realloc(settings->alpn, settings->alpn_length + 1 + length);
+  if (grown == NULL)
+    emu_fatal("out of memory in "
+              "sec_protocol_options_add_tls_application_protocol");
+  grown[settings->alpn_length] = (unsigned char)length;
+  memcpy(grown + settings->alpn_length + 1, application_protocol, length);
+  settings->alpn = grown;
+  settings->alpn_length += 1 + length;
+}
+
+void sec_protocol_options_set_min_tls_protocol_version(
+    sec_protocol_options_t options, tls_protocol_version_t version) {
+  emu_object_check(options, &emu_class_sec_protocol_options,
+                   "sec_protocol_options_set_min_tls_protocol_version");
+  if (version != tls_protocol_version_TLSv12 &&
+      version != tls_protocol_version_TLSv13)
+    emu_fatal("sec_protocol_options_set_min_tls_protocol_version: only TLS "
+              "1.2 and 1.3 are emulated, not 0x%04x",
+              (unsigned)version);
+  options->settings.min_version = version;
+}
+
 /* Protocol options and stacks */
 
-typedef enum protocol_kind { PROTOCOL_IP, PROTOCOL_TCP } protocol_kind_t;
+typedef enum protocol_kind {
+  PROTOCOL_IP,
+  PROTOCOL_TCP,
+  PROTOCOL_TLS
+} protocol_kind_t;
+
+static const char *const protocol_names[] = {"IP", "TCP", "TLS"};
 
 struct nw_protocol_options {
   emu_object_t base;
@@ -362,16 +445,27 @@ struct nw_protocol_options {
   bool no_delay;
   bool keepalive;
   uint32_t keepalive_idle;
+  sec_protocol_options_t sec; /* TLS options only */
 };
 
-const emu_class_t emu_class_protocol_options = {"nw_protocol_options",
-                                                EMU_FAMILY_NW, NULL};
+static void dispose_protocol_options(void *object) {
+  nw_protocol_options_t options = object;
+
+  if (options->sec != NULL)
+    sec_release(options->sec);
+}
+
+const emu_class_t emu_class_protocol_options = {
+    "nw_protocol_options", EMU_FAMILY_NW, dispose_protocol_options};
 
 static nw_protocol_options_t protocol_options_create(protocol_kind_t kind) {
   nw_protocol_options_t options =
       emu_object_create(&emu_class_protocol_options, sizeof(*options));
 
   options->kind = kind;
+  if (kind == PROTOCOL_TLS)
+    options->sec = emu_object_create(&emu_class_sec_protocol_options,
+                                     sizeof(*options->sec));
   return options;
 }
 
@@ -380,8 +474,8 @@ static void check_options(nw_protocol_options_t options, protocol_kind_t kind,
                           const char *function) {
   emu_object_check(options, &emu_class_protocol_options, function);
   if (options->kind != kind)
-    emu_fatal("%s: expected %s options", function,
-              kind == PROTOCOL_TCP ? "TCP" : "IP");
+    emu_fatal("%s: expected %s options, got %s options", function,
+              protocol_names[kind], protocol_names[options->kind]);
 }
 
 void nw_ip_options_set_version(nw_protocol_options_t options,
@@ -408,10 +502,17 @@ void nw_tcp_options_set_keepalive_idle_time(nw_protocol_options_t options,
   options->keepalive_idle = keepalive_idle_time;
 }
 
+sec_protocol_options_t
+nw_tls_copy_sec_protocol_options(nw_protocol_options_t options) {
+  check_options(options, PROTOCOL_TLS, "nw_tls_copy_sec_protocol_options");
+  return sec_retain(options->sec);
+}
+
 struct nw_protocol_stack {
   emu_object_t base;
   nw_protocol_options_t ip;
   nw_protocol_options_t tcp;
+  nw_protocol_options_t tls; /* NULL without TLS */
 };
 
 static void dispose_protocol_stack(void *object) {
@@ -419,6 +520,8 @@ static void dispose_protocol_stack(void *object) {
 
   nw_release(stack->ip);
   nw_release(stack->tcp);
+  if (stack->tls != NULL)
+    nw_release(stack->tls);
 }
 
 const emu_class_t emu_class_protocol_stack = {
@@ -466,19 +569,22 @@ nw_parameters_t nw_parameters_create_secure_tcp(
   nw_parameters_t parameters;
   nw_protocol_stack_t stack;
 
-  if (configure_tls != NW_PARAMETERS_DISABLE_PROTOCOL)
-    emu_fatal("nw_parameters_create_secure_tcp: TLS is not emulated; pass "
-              "NW_PARAMETERS_DISABLE_PROTOCOL");
-  if (configure_tcp == NULL || configure_tcp == NW_PARAMETERS_DISABLE_PROTOCOL)
+  if (configure_tls == NULL || configure_tcp == NULL ||
+      configure_tcp == NW_PARAMETERS_DISABLE_PROTOCOL)
     return NULL;
 
   stack = emu_object_create(&emu_class_protocol_stack, sizeof(*stack));
   stack->ip = protocol_options_create(PROTOCOL_IP);
   stack->tcp = protocol_options_create(PROTOCOL_TCP);
+  if (configure_tls != NW_PARAMETERS_DISABLE_PROTOCOL)
+    stack->tls = protocol_options_create(PROTOCOL_TLS);
   parameters = emu_object_create(&emu_class_parameters, sizeof(*parameters));
   parameters->stack = stack;
   parameters->service = nw_multipath_service_disabled;
 
+  if (stack->tls != NULL &&
+      configure_tls != NW_PARAMETERS_DEFAULT_CONFIGURATION)
+    configure_tls(stack->tls);
   if (configure_tcp != NW_PARAMETERS_DEFAULT_CONFIGURATION)
     configure_tcp(stack->tcp);
   return parameters;
@@ -524,6 +630,35 @@ void emu_parameters_copy_settings(nw_parameters_t parameters,
   out->local_endpoint = parameters->local_endpoint;
   if (out->local_endpoint != NULL)
     nw_retain(out->local_endpoint);
+
+  memset(&out->tls_settings, 0, sizeof(out->tls_settings));
+  out->tls = parameters->stack->tls != NULL;
+  if (out->tls) {
+    const emu_tls_settings_t *tls = &parameters->stack->tls->sec->settings;
+
+    out->tls_settings.min_version = tls->min_version;
+    if (tls->server_name != NULL) {
+      out->tls_settings.server_name = strdup(tls->server_name);
+      if (out->tls_settings.server_name == NULL)
+        emu_fatal("out of memory copying TLS settings");
+    }
+    if (tls->alpn_length > 0) {
+      out->tls_settings.alpn = malloc(tls->alpn_length);
+      if (out->tls_settings.alpn == NULL)
+        emu_fatal("out of memory copying TLS settings");
+      memcpy(out->tls_settings.alpn, tls->alpn, tls->alpn_length);
+      out->tls_settings.alpn_length = tls->alpn_length;
+    }
+  }
+}
+
+void emu_settings_dispose(emu_settings_t *settings) {
+  if (settings->local_endpoint != NULL)
+    nw_release(settings->local_endpoint);
+  settings->local_endpoint = NULL;
+  free(settings->tls_settings.server_name);
+  free(settings->tls_settings.alpn);
+  memset(&settings->tls_settings, 0, sizeof(settings->tls_settings));
 }
 
 /* Paths */
@@ -563,4 +698,93 @@ nw_endpoint_t nw_path_copy_effective_remote_endpoint(nw_path_t path) {
   emu_object_check(path, &emu_class_path,
                    "nw_path_copy_effective_remote_endpoint");
   return path->remote != NULL ? nw_retain(path->remote) : NULL;
+}
+
+/* Protocol definitions and metadata. TLS is the only protocol whose
+ * definition and metadata are emulated. */
+
+struct nw_protocol_definition {
+  emu_object_t base;
+};
+
+const emu_class_t emu_class_protocol_definition = {"nw_protocol_definition",
+                                                   EMU_FAMILY_NW, NULL};
+
+nw_protocol_definition_t nw_protocol_copy_tls_definition(void) {
+  return emu_object_create(&emu_class_protocol_definition,
+                           sizeof(struct nw_protocol_definition));
+}
+
+struct nw_protocol_metadata {
+  emu_object_t base;
+  emu_tls_result_t result;
+};
+
+const emu_class_t emu_class_protocol_metadata = {"nw_protocol_metadata",
+                                                 EMU_FAMILY_NW, NULL};
+
+nw_protocol_metadata_t emu_tls_metadata_create(const emu_tls_result_t *result) {
+  nw_protocol_metadata_t metadata =
+      emu_object_create(&emu_class_protocol_metadata, sizeof(*metadata));
+
+  metadata->result = *result;
+  return metadata;
+}
+
+struct sec_protocol_metadata {
+  emu_object_t base;
+  emu_tls_result_t result;
+};
+
+const emu_class_t emu_class_sec_protocol_metadata = {"sec_protocol_metadata",
+                                                     EMU_FAMILY_SEC, NULL};
+
+sec_protocol_metadata_t
+nw_tls_copy_sec_protocol_metadata(nw_protocol_metadata_t metadata) {
+  sec_protocol_metadata_t sec;
+
+  emu_object_check(metadata, &emu_class_protocol_metadata,
+                   "nw_tls_copy_sec_protocol_metadata");
+  sec = emu_object_create(&emu_class_sec_protocol_metadata, sizeof(*sec));
+  sec->result = metadata->result;
+  return sec;
+}
+
+tls_protocol_version_t
+sec_protocol_metadata_get_negotiated_tls_protocol_version(
+    sec_protocol_metadata_t metadata) {
+  emu_object_check(metadata, &emu_class_sec_protocol_metadata,
+                   "sec_protocol_metadata_get_negotiated_tls_protocol_version");
+  return metadata->result.version;
+}
+
+const char *sec_protocol_metadata_get_negotiated_protocol(
+    sec_protocol_metadata_t metadata) {
+  emu_object_check(metadata, &emu_class_sec_protocol_metadata,
+                   "sec_protocol_metadata_get_negotiated_protocol");
+  return metadata->result.alpn[0] != '\0' ? metadata->result.alpn : NULL;
+}
+
+/* Interfaces */
+
+struct nw_interface {
+  emu_object_t base;
+  char name[IF_NAMESIZE];
+};
+
+const emu_class_t emu_class_interface = {"nw_interface", EMU_FAMILY_NW, NULL};
+
+nw_interface_t emu_interface_create(const char *name) {
+  nw_interface_t interface =
+      emu_object_create(&emu_class_interface, sizeof(*interface));
+
+  snprintf(interface->name, sizeof(interface->name), "%s", name);
+  return interface;
+}
+
+const char *nw_interface_get_name(nw_interface_t interface) {
+  if (interface == NULL)
+    return NULL;
+  emu_object_check(interface, &emu_class_interface, "nw_interface_get_name");
+  return interface->name;
 }

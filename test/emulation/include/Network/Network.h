@@ -13,6 +13,7 @@
 #ifndef NW_EMULATION_NETWORK_H
 #define NW_EMULATION_NETWORK_H
 
+#include <Security/Security.h>
 #include <dispatch/dispatch.h>
 #include <dns_sd.h>
 #include <stdbool.h>
@@ -33,6 +34,10 @@ typedef struct nw_protocol_options *nw_protocol_options_t;
 typedef struct nw_path *nw_path_t;
 typedef struct nw_error *nw_error_t;
 typedef struct nw_content_context *nw_content_context_t;
+typedef struct nw_protocol_definition *nw_protocol_definition_t;
+typedef struct nw_protocol_metadata *nw_protocol_metadata_t;
+typedef struct nw_interface *nw_interface_t;
+typedef struct nw_data_transfer_report *nw_data_transfer_report_t;
 
 /* Add or drop a reference to any nw_* object. nw_retain returns obj. */
 void *nw_retain(void *obj);
@@ -94,6 +99,21 @@ void nw_tcp_options_set_enable_keepalive(nw_protocol_options_t options,
 void nw_tcp_options_set_keepalive_idle_time(nw_protocol_options_t options,
                                             uint32_t keepalive_idle_time);
 
+/* TLS options and metadata */
+
+/* Returns the definition of the TLS protocol, for
+ * nw_connection_copy_protocol_metadata. */
+nw_protocol_definition_t nw_protocol_copy_tls_definition(void);
+
+/* Returns the Security options of TLS protocol options. Changes to them
+ * change the TLS options. */
+sec_protocol_options_t
+nw_tls_copy_sec_protocol_options(nw_protocol_options_t options);
+
+/* Returns the Security view of TLS metadata. */
+sec_protocol_metadata_t
+nw_tls_copy_sec_protocol_metadata(nw_protocol_metadata_t metadata);
+
 /* Parameters */
 
 typedef void (^nw_parameters_configure_protocol_block_t)(
@@ -110,8 +130,8 @@ extern const nw_parameters_configure_protocol_block_t
 #define NW_PARAMETERS_DISABLE_PROTOCOL (nw_emulation_disable_protocol)
 
 /* Creates parameters for TCP, with TLS on top unless configure_tls is
- * NW_PARAMETERS_DISABLE_PROTOCOL. configure_tcp runs before the call
- * returns. TLS is not emulated: any other configure_tls aborts. */
+ * NW_PARAMETERS_DISABLE_PROTOCOL. Both configure blocks run before the call
+ * returns; configure_tls gets the TLS options. */
 nw_parameters_t nw_parameters_create_secure_tcp(
     nw_parameters_configure_protocol_block_t configure_tls,
     nw_parameters_configure_protocol_block_t configure_tcp);
@@ -144,6 +164,12 @@ nw_protocol_stack_copy_internet_protocol(nw_protocol_stack_t stack);
  * the path has none yet. */
 nw_endpoint_t nw_path_copy_effective_local_endpoint(nw_path_t path);
 nw_endpoint_t nw_path_copy_effective_remote_endpoint(nw_path_t path);
+
+/* Interfaces */
+
+/* Returns the interface's name, such as "lo"; it lives as long as
+ * interface. */
+const char *nw_interface_get_name(nw_interface_t interface);
 
 /* Content contexts */
 
@@ -178,6 +204,7 @@ typedef enum {
 typedef void (^nw_connection_state_changed_handler_t)(
     nw_connection_state_t state, nw_error_t error);
 typedef void (^nw_connection_path_event_handler_t)(nw_path_t path);
+typedef void (^nw_connection_boolean_event_handler_t)(bool value);
 
 /* Runs exactly once per receive. content may come with an error or with
  * is_complete; is_complete with a final context is the end of the stream. */
@@ -201,6 +228,14 @@ void nw_connection_set_state_changed_handler(
 void nw_connection_set_path_changed_handler(
     nw_connection_t connection, nw_connection_path_event_handler_t handler);
 
+/* Whether reads and writes of a ready connection can succeed, and whether a
+ * better path is available. The emulation stores both handlers and never
+ * calls them, because its paths do not change. */
+void nw_connection_set_viability_changed_handler(
+    nw_connection_t connection, nw_connection_boolean_event_handler_t handler);
+void nw_connection_set_better_path_available_handler(
+    nw_connection_t connection, nw_connection_boolean_event_handler_t handler);
+
 void nw_connection_start(nw_connection_t connection);
 
 /* Closes gracefully (FIN) or, with force, with a reset (RST). Outstanding
@@ -210,6 +245,13 @@ void nw_connection_force_cancel(nw_connection_t connection);
 
 /* Returns the current path, or NULL before the start and after a cancel. */
 nw_path_t nw_connection_copy_current_path(nw_connection_t connection);
+
+/* Returns the connection's metadata of protocol definition, or NULL before
+ * the connection is ready, after a cancel, or when the connection does not
+ * use that protocol. */
+nw_protocol_metadata_t
+nw_connection_copy_protocol_metadata(nw_connection_t connection,
+                                     nw_protocol_definition_t definition);
 
 /* Completes once at least minimum_incomplete_length bytes are available, or
  * at the end of the stream or an error, with at most maximum_length bytes.
@@ -224,6 +266,54 @@ void nw_connection_receive(nw_connection_t connection,
 void nw_connection_send(nw_connection_t connection, dispatch_data_t content,
                         nw_content_context_t context, bool is_complete,
                         nw_connection_send_completion_t completion);
+
+/* Data transfer reports */
+
+typedef enum {
+  nw_data_transfer_report_state_collecting = 1,
+  nw_data_transfer_report_state_collected = 2
+} nw_data_transfer_report_state_t;
+
+typedef void (^nw_data_transfer_report_collect_block_t)(
+    nw_data_transfer_report_t report);
+
+/* Creates a report of the bytes that the connection transfers from now on,
+ * or from the ready state when the connection is not ready yet. */
+nw_data_transfer_report_t
+nw_connection_create_new_data_transfer_report(nw_connection_t connection);
+
+nw_data_transfer_report_state_t
+nw_data_transfer_report_get_state(nw_data_transfer_report_t report);
+
+/* Ends the report's span and runs collect_block once, on queue, with the
+ * collected report. A report of a cancelled or failed connection ends where
+ * the connection ended. */
+void nw_data_transfer_report_collect(
+    nw_data_transfer_report_t report, dispatch_queue_t queue,
+    nw_data_transfer_report_collect_block_t collect_block);
+
+/* Path index that sums the values of every path where a sum makes sense. */
+extern const uint32_t _nw_data_transfer_report_all_paths;
+#define NW_ALL_PATHS (_nw_data_transfer_report_all_paths)
+
+/* The getters return 0 (NULL for the interface) until the report is
+ * collected, or for a path_index past the path count. The round-trip time
+ * of NW_ALL_PATHS is that of path 0. */
+uint32_t
+nw_data_transfer_report_get_path_count(nw_data_transfer_report_t report);
+uint64_t nw_data_transfer_report_get_sent_transport_byte_count(
+    nw_data_transfer_report_t report, uint32_t path_index);
+uint64_t nw_data_transfer_report_get_received_transport_byte_count(
+    nw_data_transfer_report_t report, uint32_t path_index);
+uint64_t nw_data_transfer_report_get_sent_application_byte_count(
+    nw_data_transfer_report_t report, uint32_t path_index);
+uint64_t nw_data_transfer_report_get_received_application_byte_count(
+    nw_data_transfer_report_t report, uint32_t path_index);
+uint64_t nw_data_transfer_report_get_transport_smoothed_rtt_milliseconds(
+    nw_data_transfer_report_t report, uint32_t path_index);
+nw_interface_t
+nw_data_transfer_report_copy_path_interface(nw_data_transfer_report_t report,
+                                            uint32_t path_index);
 
 #ifdef __cplusplus
 }
