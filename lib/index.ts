@@ -2,7 +2,13 @@
 
 import { MptcpSocket } from './socket';
 import { normalizeConnectArgs, validateConnectOptions, type ConnectOptions } from './options';
-import { connectTls, type MptcpTlsSocket, type TlsConnectOptions } from './tls';
+import {
+  connectTls,
+  type MptcpNetworkTlsSocket,
+  type MptcpTlsSocket,
+  type NetworkTlsConnectOptions,
+  type TlsConnectOptions,
+} from './tls';
 
 export { MptcpSocket, type AddressInfo, type PathReport, type PathStats } from './socket';
 export {
@@ -21,8 +27,11 @@ export {
   type ListenOptions,
 } from './server';
 export {
+  MptcpNetworkTlsSocket,
   MptcpTlsSocket,
   startTls,
+  type NetworkTlsConnectOptions,
+  type NetworkTlsOptions,
   TLS_IMPLEMENTATIONS,
   type MptcpTlsOptions,
   type TlsConnectOptions,
@@ -60,8 +69,14 @@ export {
  * listener runs on 'connect'.
  *
  * With `tls`, returns an MptcpTlsSocket, a tls.TLSSocket over the MPTCP
- * connection, and the listener runs on 'secureConnect'.
+ * connection, and the listener runs on 'secureConnect'. With the Network
+ * framework's TLS (`tls.implementation: 'network-framework'`, macOS), it
+ * returns an MptcpNetworkTlsSocket, whose 'connect' follows the handshake.
  */
+export function connect(
+  options: NetworkTlsConnectOptions,
+  connectListener?: () => void,
+): MptcpNetworkTlsSocket;
 export function connect(
   options: TlsConnectOptions,
   secureConnectListener?: () => void,
@@ -73,14 +88,14 @@ export function connect(
 export function connect(
   options: ConnectOptions | TlsConnectOptions,
   connectListener?: () => void,
-): MptcpSocket | MptcpTlsSocket;
+): MptcpSocket | MptcpTlsSocket | MptcpNetworkTlsSocket;
 export function connect(
   port: number | string,
   host?: string,
   connectListener?: () => void,
 ): MptcpSocket;
 export function connect(port: number | string, connectListener?: () => void): MptcpSocket;
-export function connect(...args: unknown[]): MptcpSocket | MptcpTlsSocket {
+export function connect(...args: unknown[]): MptcpSocket | MptcpTlsSocket | MptcpNetworkTlsSocket {
   const [options, listener] = normalizeConnectArgs(args);
   // Validation runs before the socket exists, so a bad argument creates
   // nothing.

@@ -372,17 +372,9 @@ describe('tls', () => {
     await closeEvent(client);
   });
 
-  it("rejects tls.implementation 'network-framework' before opening anything", async () => {
+  // network-tls.test.ts covers tls.implementation 'network-framework'.
+  it('rejects an unknown tls.implementation before opening anything', async () => {
     server = await startTlsServer(echo);
-    assert.throws(
-      () =>
-        connect({
-          host: '127.0.0.1',
-          port: server!.port,
-          tls: { implementation: 'network-framework' },
-        }),
-      { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', message: /'network-framework'.*'node'/ },
-    );
     assert.throws(
       () =>
         connect({
