@@ -188,8 +188,6 @@ function describeConnection(
   const state = mptcp === null ? 'unknown (the platform does not report it)' : yesNo(mptcp);
   info('*', `MPTCP in use: ${state}`);
   if (socket.mptcpFallback) info('*', 'The kernel refused an MPTCP socket: plain TCP is used');
-  // TODO: list the subflows (local and remote address of each path) once
-  // MptcpSocket reports them; until then only changes are announced.
   socket.on('path', () => info('*', 'The set of paths changed'));
   if (tlsSocket !== undefined) {
     tlsSocket.once('secureConnect', () => {
@@ -197,6 +195,30 @@ function describeConnection(
       info('*', `ALPN: ${tlsSocket.alpnProtocol || 'none'}`);
       info('*', `Certificate verified: ${tlsSocket.authorized ? 'yes' : 'no'}`);
     });
+  }
+}
+
+/** Writes the paths of the connection as they are when the response arrives. */
+async function printPaths(socket: MptcpSocket): Promise<void> {
+  let report;
+  try {
+    report = await socket.getPaths();
+  } catch (error) {
+    info('*', `Paths: not available (${(error as Error).message})`);
+    return;
+  }
+  info('*', `Paths: ${report.paths.length}, ${report.bytesReceived} bytes received so far`);
+  for (const path of report.paths) {
+    const local = path.localAddress === undefined ? '?' : `${path.localAddress}:${path.localPort}`;
+    const remote =
+      path.remoteAddress === undefined ? '?' : `${path.remoteAddress}:${path.remotePort}`;
+    const rtt = path.rtt === undefined ? 'unknown' : `${path.rtt.toFixed(2)} ms`;
+    const backup = path.backup === null ? '' : path.backup ? ', backup' : '';
+    info(
+      '*',
+      `  path ${path.id}: ${local} -> ${remote} on ${path.interface ?? '?'}, ` +
+        `sent ${path.bytesSent} B, received ${path.bytesReceived} B, RTT ${rtt}${backup}`,
+    );
   }
 }
 
@@ -223,8 +245,10 @@ async function runGet(args: string[]): Promise<number> {
   const defaultPort = useHttps ? 443 : 80;
   const port = url.port === '' ? defaultPort : Number(url.port);
 
+  let connection: MptcpSocket | undefined;
   const createConnection = () => {
     const socket = new MptcpSocket();
+    connection = socket;
     socket.connect({ host, port, multipath, connectTimeout: timeout });
     let tlsSocket: MptcpTlsSocket | undefined;
     if (useHttps) {
@@ -250,6 +274,7 @@ async function runGet(args: string[]): Promise<number> {
     request.on('error', reject);
   });
 
+  if (values.verbose && connection !== undefined) await printPaths(connection);
   if (values.verbose) {
     info('<', `HTTP/${response.httpVersion} ${response.statusCode} ${response.statusMessage}`);
     for (let i = 0; i < response.rawHeaders.length; i += 2)

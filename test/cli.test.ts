@@ -124,6 +124,8 @@ describe('cli', () => {
         new RegExp(`^\\* MPTCP in use: ${mptcpLine.replace(/[()]/g, '\\$&')}$`, 'm'),
       );
       assert.match(result.stderr, /^\* TLS: TLSv1\.3, cipher \S+$/m);
+      assert.match(result.stderr, /^\* Paths: 1, \d+ bytes received so far$/m);
+      assert.match(result.stderr, /^\* {3}path \d+: .* on lo, sent \d+ B, received \d+ B, RTT /m);
       assert.match(result.stderr, /^< HTTP\/1\.1 200 OK$/m);
       assert.match(result.stderr, new RegExp(`^< X-Server-Mptcp: ${serverMptcpFlag}$`, 'm'));
       assert.equal(result.code, 0);
