@@ -123,8 +123,11 @@ export interface NativeConnection {
   shutdown(): number;
   /** Closes, with RST when reset is true. A Close event follows once. */
   close(reset?: boolean): void;
-  /** Addresses and MPTCP state, or null when no connection exists. */
-  getInfo(): NativeInfo | null;
+  /**
+   * MPTCP and TLS state, and the addresses unless withAddresses is false;
+   * null when no connection exists.
+   */
+  getInfo(withAddresses?: boolean): NativeInfo | null;
   /**
    * Per-path statistics: the report at once, undefined when a Paths event
    * brings it, or a negative errno.

@@ -69,6 +69,9 @@ interface DeferredWrite {
   callback: WriteCallback;
 }
 
+/** A native handle that knows its socket, for the shared event callback. */
+type OwnedConnection = NativeConnection & { owner: MptcpSocket };
+
 interface BufferedChunk {
   chunk: Buffer | string;
   encoding: BufferEncoding;
@@ -127,6 +130,7 @@ export class MptcpSocket extends Duplex {
   #port = 0;
   #multipath: MultipathService = 'handover';
   #info: NativeInfo | null = null;
+  #infoHasAddresses = false;
 
   #wantRead = false;
   #bytesRead = 0;
@@ -271,7 +275,8 @@ export class MptcpSocket extends Duplex {
       if (nativeTls.tls && nativeTls.tlsServerName === undefined)
         nativeTls = { ...nativeTls, tlsServerName: options.host };
     }
-    const handle = new binding.Connection(this.#onNativeEvent);
+    const handle = new binding.Connection(MptcpSocket.#dispatch) as OwnedConnection;
+    handle.owner = this;
     const status = handle.connect({
       ...nativeTls,
       host,
@@ -294,8 +299,14 @@ export class MptcpSocket extends Duplex {
     if (!this.#refed) handle.unref();
   }
 
-  // The native handle's only callback; `this` is the socket (arrow function).
-  #onNativeEvent = (type: NativeEvent, arg?: unknown): void => {
+  // The event callback of every handle. The addon calls it with the handle
+  // as `this`; one shared function costs less memory per socket than a
+  // closure per socket.
+  static #dispatch(this: OwnedConnection, type: NativeEvent, arg?: unknown): void {
+    this.owner.#onNativeEvent(type, arg);
+  }
+
+  #onNativeEvent(type: NativeEvent, arg?: unknown): void {
     switch (type) {
       case NativeEvent.Connect:
         this.#onConnect();
@@ -342,23 +353,28 @@ export class MptcpSocket extends Duplex {
         this.#onNativeClose();
         break;
     }
-  };
+  }
 
   #onConnect(): void {
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#connectTimer = null;
     this.connecting = false;
-    this.#refreshInfo();
-    const info = this.#info;
-    debug(
-      'connected %s:%s -> %s:%s mptcp=%s%s',
-      info?.localAddress,
-      info?.localPort,
-      info?.remoteAddress,
-      info?.remotePort,
-      info?.mptcp,
-      info?.fallback ? ' (the kernel refused MPTCP: plain TCP)' : '',
-    );
+    // The MPTCP state is kept from now on, so that it can still be read
+    // after 'close'. The addresses are read when a property first needs
+    // them, as in net.Socket, which saves system calls on short connections.
+    this.#info = this.#handle?.getInfo(false) ?? null;
+    if (debug.enabled) {
+      const info = this.#currentInfo();
+      debug(
+        'connected %s:%s -> %s:%s mptcp=%s%s',
+        info?.localAddress,
+        info?.localPort,
+        info?.remoteAddress,
+        info?.remotePort,
+        info?.mptcp,
+        info?.fallback ? ' (the kernel refused MPTCP: plain TCP)' : '',
+      );
+    }
     this.#touch();
 
     const deferred = this.#deferredWrite;
@@ -474,7 +490,15 @@ export class MptcpSocket extends Duplex {
   #refreshInfo(): void {
     if (this.destroyed) return;
     const info = this.#handle?.getInfo();
-    if (info) this.#info = info;
+    if (!info) return;
+    this.#info = info;
+    this.#infoHasAddresses = true;
+  }
+
+  /** The connection's state, with the addresses read on first use. */
+  #currentInfo(): NativeInfo | null {
+    if (!this.#infoHasAddresses && this.#handle !== null && !this.connecting) this.#refreshInfo();
+    return this.#info;
   }
 
   // Any read or write restarts the idle timer, as in net.Socket.
@@ -682,7 +706,7 @@ export class MptcpSocket extends Duplex {
 
   /** Local address, family and port, or {} before connect. */
   address(): AddressInfo | Record<string, never> {
-    const info = this.#info;
+    const info = this.#currentInfo();
     if (!info || info.localAddress === undefined) return {};
     return {
       address: info.localAddress,
@@ -692,27 +716,27 @@ export class MptcpSocket extends Duplex {
   }
 
   get remoteAddress(): string | undefined {
-    return this.#info?.remoteAddress;
+    return this.#currentInfo()?.remoteAddress;
   }
 
   get remotePort(): number | undefined {
-    return this.#info?.remotePort;
+    return this.#currentInfo()?.remotePort;
   }
 
   get remoteFamily(): string | undefined {
-    return this.#info?.remoteFamily;
+    return this.#currentInfo()?.remoteFamily;
   }
 
   get localAddress(): string | undefined {
-    return this.#info?.localAddress;
+    return this.#currentInfo()?.localAddress;
   }
 
   get localPort(): number | undefined {
-    return this.#info?.localPort;
+    return this.#currentInfo()?.localPort;
   }
 
   get localFamily(): string | undefined {
-    return this.#info?.localFamily;
+    return this.#currentInfo()?.localFamily;
   }
 
   get bytesRead(): number {
@@ -757,13 +781,12 @@ export class MptcpSocket extends Duplex {
    * tell, null where it cannot (macOS with one path) or before connect.
    */
   get mptcp(): boolean | null {
-    if (this.#handle !== null && !this.connecting) this.#refreshInfo();
-    return this.#info?.mptcp ?? null;
+    return this.#currentInfo()?.mptcp ?? null;
   }
 
   /** True when the kernel refused an MPTCP socket and plain TCP was used. */
   get mptcpFallback(): boolean {
-    return this.#info?.fallback ?? false;
+    return this.#currentInfo()?.fallback ?? false;
   }
 
   /**
@@ -772,7 +795,7 @@ export class MptcpSocket extends Duplex {
    * 'connect'.
    */
   get tlsProtocol(): string | null {
-    return this.#info?.tlsProtocol ?? null;
+    return this.#currentInfo()?.tlsProtocol ?? null;
   }
 
   /**
@@ -781,7 +804,8 @@ export class MptcpSocket extends Duplex {
    * TLSSocket.alpnProtocol reports.
    */
   get alpnProtocol(): string | false | null {
-    if (this.#info?.tlsProtocol === undefined) return null;
-    return this.#info.tlsAlpn ?? false;
+    const info = this.#currentInfo();
+    if (info?.tlsProtocol === undefined) return null;
+    return info.tlsAlpn ?? false;
   }
 }

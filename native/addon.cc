@@ -7,6 +7,7 @@
 // Nothing here depends on the platform: backend.h is the whole interface.
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <napi.h>
 #include <netinet/in.h>
 #include <uv.h>
@@ -328,6 +329,15 @@ void EnvData::Drain(napi_env env) {
       // any more, and Teardown discards what is left.
       bool pending = false;
       napi_is_exception_pending(env, &pending);
+      if (pending) {
+        // Left pending, Node-API (NAPI_VERSION 8) would only print the
+        // DEP0168 warning and drop the exception, so the process would go
+        // on after a listener failed. napi_fatal_exception raises it as
+        // Node does for its own callbacks: 'uncaughtException', or exit 1.
+        napi_value exception;
+        if (napi_get_and_clear_last_exception(env, &exception) == napi_ok)
+          napi_fatal_exception(env, exception);
+      }
       rescheduled = pending;
       done++;
       break;
@@ -939,7 +949,24 @@ void DeleteEnvData(Napi::Env, EnvData *data) {
   delete data;
 }
 
+// Keeps this shared object mapped until the process exits. Node unloads an
+// addon (dlclose) when the last environment that loaded it goes away, such
+// as a worker that was its only user. Threads that the environment's cleanup
+// hook does not join may still run code of this object then: a dispatch
+// queue returning from the CLOSE emit or releasing a block on macOS, and the
+// Network framework emulation's threads on Linux. The handle is never closed.
+void PinModule() {
+  static std::once_flag pinned;
+  std::call_once(pinned, [] {
+    Dl_info info;
+    if (dladdr(reinterpret_cast<void *>(&PinModule), &info) != 0 &&
+        info.dli_fname != nullptr)
+      dlopen(info.dli_fname, RTLD_LAZY | RTLD_NODELETE);
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinModule();
   env.SetInstanceData<EnvData, DeleteEnvData>(new EnvData(env));
 
   exports.Set("Connection", Connection::Define(env));

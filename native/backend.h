@@ -235,8 +235,9 @@ void mp_conn_close(mp_conn_t *conn, int reset);
 /* Frees the connection after its CLOSE event was handled. */
 void mp_conn_free(mp_conn_t *conn);
 
-/* Fills *info with the current addresses and MPTCP state. */
-int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info);
+/* Fills *info with the MPTCP and TLS state and, when with_addresses is
+ * set, the current addresses, which may cost system calls. */
+int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info, int with_addresses);
 
 /* Collects per-path statistics. Returns MP_DONE with *report set (the
  * caller frees it with free()), 0 when an MP_EVENT_PATHS event with the

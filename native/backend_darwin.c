@@ -1231,7 +1231,9 @@ void mp_conn_free(mp_conn_t *conn) {
   free_conn(conn);
 }
 
-int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info) {
+int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info, int with_addresses) {
+  /* The snapshot costs nothing, so the addresses always come along. */
+  (void)with_addresses;
   pthread_mutex_lock(&conn->lock);
   *info = conn->info;
   pthread_mutex_unlock(&conn->lock);

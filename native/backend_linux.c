@@ -972,14 +972,14 @@ void mp_conn_free(mp_conn_t *conn) {
   free(conn);
 }
 
-int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info) {
+int mp_conn_get_info(mp_conn_t *conn, mp_info_t *info, int with_addresses) {
   socklen_t len;
 
   memset(info, 0, sizeof(*info));
   pthread_mutex_lock(&conn->lock);
   info->mptcp = conn->mptcp;
   info->fallback = conn->fallback;
-  if (conn->fd >= 0 && conn->state == STATE_OPEN) {
+  if (with_addresses && conn->fd >= 0 && conn->state == STATE_OPEN) {
     len = sizeof(info->local);
     info->has_local =
         getsockname(conn->fd, (struct sockaddr *)&info->local, &len) == 0;
