@@ -621,7 +621,11 @@ Napi::Value Connection::GetInfo(const Napi::CallbackInfo &info) {
   Napi::Object result = Napi::Object::New(env);
   mp_info_t native;
 
-  if (conn_ == nullptr || mp_conn_get_info(conn_, &native) != 0)
+  // getInfo(false) leaves out the addresses, which cost system calls on
+  // Linux.
+  bool with_addresses = info.Length() < 1 || info[0].ToBoolean();
+  if (conn_ == nullptr ||
+      mp_conn_get_info(conn_, &native, with_addresses ? 1 : 0) != 0)
     return env.Null();
   if (native.has_local)
     SetAddress(result, "local", native.local);
