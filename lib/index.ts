@@ -1,6 +1,6 @@
 // The public entry point of nw-mptcp.
 
-import { MptcpSocket } from './socket';
+import { kConnectValidated, MptcpSocket } from './socket';
 import { normalizeConnectArgs, validateConnectOptions, type ConnectOptions } from './options';
 import {
   connectTls,
@@ -102,8 +102,8 @@ export function connect(...args: unknown[]): MptcpSocket | MptcpTlsSocket | Mptc
   const normalized = validateConnectOptions(options);
   if (normalized.tls !== undefined)
     return connectTls({ ...normalized, tls: normalized.tls }, options, listener);
-  const socket = new MptcpSocket({ allowHalfOpen: options.allowHalfOpen });
-  return socket.connect(options as ConnectOptions, listener);
+  const socket = new MptcpSocket({ allowHalfOpen: normalized.allowHalfOpen });
+  return socket[kConnectValidated](normalized, listener);
 }
 
 /** Alias of connect(), as net.createConnection is of net.connect. */

@@ -69,6 +69,12 @@ interface DeferredWrite {
   callback: WriteCallback;
 }
 
+/**
+ * The method that connects with validated options. connect() in index.ts
+ * uses it, so that the options are not checked twice.
+ */
+export const kConnectValidated = Symbol('nw-mptcp.connectValidated');
+
 /** A native handle that knows its socket, for the shared event callback. */
 type OwnedConnection = NativeConnection & { owner: MptcpSocket };
 
@@ -180,8 +186,14 @@ export class MptcpSocket extends Duplex {
   connect(port: number | string, connectListener?: () => void): this;
   connect(...args: unknown[]): this {
     const [raw, listener] = normalizeConnectArgs(args);
-    const options = validateConnectOptions(raw);
+    return this[kConnectValidated](validateConnectOptions(raw), listener);
+  }
 
+  /** Connects with options that validateConnectOptions returned. */
+  [kConnectValidated](
+    options: NormalizedConnectOptions,
+    listener?: (...args: unknown[]) => void,
+  ): this {
     if (this.connecting) throw stateError('ERR_SOCKET_CONNECTING', 'Socket is already connecting');
     if (this.#handle !== null)
       throw stateError('ERR_SOCKET_CONNECTED', 'Socket is already connected');
