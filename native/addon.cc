@@ -702,10 +702,6 @@ Napi::Value Connection::UnrefMethod(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-void FreeData(napi_env, void *data, void *) {
-  std::free(data);
-}
-
 // Sets a number property; part of the raw Node-API path of Dispatch.
 napi_status SetNumber(napi_env env, napi_value target, const char *name,
                       double value) {
@@ -833,15 +829,14 @@ napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
         UpdateRead();
       }
     }
-    // The buffer goes to JavaScript without a copy where the runtime
-    // allows external buffers, and is copied where it does not (Electron).
-    status = napi_create_external_buffer(env, event.len, event.data, FreeData,
-                                         nullptr, &arg);
-    if (status != napi_ok) {
-      void *copy;
-      status = napi_create_buffer_copy(env, event.len, event.data, &copy, &arg);
-      std::free(event.data);
-    }
+    // The bytes are copied into a Buffer that V8 owns. Handing the malloc'd
+    // memory over with napi_create_external_buffer saves the copy, but each
+    // external buffer needs a finalizer, and in the download benchmark V8
+    // then ran a mark-compact collection every 70 MiB or so; the copy cost
+    // less CPU (docs/BENCHMARKS.md). Electron refuses external buffers too.
+    void *copy;
+    status = napi_create_buffer_copy(env, event.len, event.data, &copy, &arg);
+    std::free(event.data);
     event.data = nullptr;
     break;
   }
