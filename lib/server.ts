@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { constants } from 'node:os';
 
 import { binding } from './binding';
-import { invalidArgType, stateError, systemError } from './errors';
+import { invalidArgType, invalidArgValue, stateError, systemError } from './errors';
 import { validateHost, validateMultipath, validatePort, type MultipathService } from './options';
 import { MptcpSocket } from './socket';
 
@@ -23,6 +23,8 @@ export interface ListenOptions {
   ipv6Only?: boolean;
   /** 'disabled' listens with plain TCP; every other value with MPTCP. */
   multipath?: MultipathService;
+  /** Closes the server when the signal aborts, as net.Server does. */
+  signal?: AbortSignal;
 }
 
 const EAFNOSUPPORT = -constants.errno.EAFNOSUPPORT;
@@ -77,7 +79,10 @@ function openListener(
     return;
   }
   (server as unknown as Record<symbol, boolean>)[kFallback] = result.fallback;
-  net.Server.prototype.listen.call(server, { fd: result.fd, backlog }, callback);
+  // With an fd, net.Server takes the backlog from the second argument only;
+  // inside the options it would be ignored and the queue left at 511.
+  const listen = net.Server.prototype.listen as (this: net.Server, ...args: unknown[]) => void;
+  listen.call(server, { fd: result.fd }, backlog, callback);
 }
 
 /**
@@ -99,6 +104,25 @@ export function listenMptcp<T extends net.Server>(
   if (!Number.isInteger(backlog) || backlog < 0)
     throw invalidArgType('options.backlog', 'integer', backlog);
   const multipath = validateMultipath(options.multipath);
+  if ('path' in options && (options as { path?: unknown }).path !== undefined)
+    throw invalidArgValue(
+      'options.path',
+      (options as { path?: unknown }).path,
+      'is not supported: MPTCP servers listen on TCP ports, not on IPC paths',
+    );
+  const signal = options.signal;
+  if (
+    signal !== undefined &&
+    (signal === null || typeof signal !== 'object' || !('aborted' in signal))
+  )
+    throw invalidArgType('options.signal', 'AbortSignal', signal);
+  if (server.listening)
+    throw stateError(
+      'ERR_SERVER_ALREADY_LISTEN',
+      'Listen method has been called more than once without closing.',
+    );
+  if (signal?.aborted) return server;
+  signal?.addEventListener('abort', () => server.close(), { once: true });
   if (multipath === 'disabled') {
     net.Server.prototype.listen.call(server, { port, host: host ?? undefined, backlog }, callback);
     return server;
