@@ -1,6 +1,8 @@
 // Argument normalization and validation for connect(). Every check runs
-// before any native call and throws the TypeError or RangeError, with the
-// ERR_* code, that Node's net module throws for the same mistake.
+// before any native call and throws a TypeError or RangeError with the
+// ERR_* code and message form of Node's own validators. Where net coerces a
+// value (a number for a boolean option, a negative delay), this module
+// rejects it instead, so that a mistake shows at the call.
 
 import { isIP } from 'node:net';
 
@@ -119,7 +121,9 @@ export function normalizeConnectArgs(
   const first = args[0];
   if (first !== null && typeof first === 'object') return [{ ...(first as object) }, callback];
   const options: Partial<ConnectOptions> = { port: first as number };
-  if (args.length > 1 && args[1] !== undefined) options.host = args[1] as string;
+  // As in net, a null host means the default host.
+  if (args.length > 1 && args[1] !== undefined && args[1] !== null)
+    options.host = args[1] as string;
   return [options, callback];
 }
 
@@ -177,7 +181,8 @@ function validateFamily(value: unknown): number {
 export function validateConnectOptions(options: Partial<ConnectOptions>): NormalizedConnectOptions {
   if (options.port === undefined) throw missingArgs(['options', 'port']);
   const port = validatePort(options.port);
-  const host = options.host === undefined ? 'localhost' : validateHost(options.host);
+  const host =
+    options.host === undefined || options.host === null ? 'localhost' : validateHost(options.host);
   const multipath = validateMultipath(options.multipath);
   const family = validateFamily(options.family);
 

@@ -223,6 +223,24 @@ describe('validation', () => {
     assert.equal(constructed, 0);
   });
 
+  it('takes a null host as localhost, as net does', async () => {
+    const lookups: string[] = [];
+    const lookup = (hostname: string, _options: unknown, callback: (error: Error) => void) => {
+      lookups.push(hostname);
+      callback(new Error('stopped here'));
+    };
+    const opens = [
+      () => connect(80, null as never),
+      () => connect({ port: 80, host: null as never, lookup: lookup as never }),
+    ];
+    for (const open of opens) {
+      const socket = open();
+      socket.on('error', () => {});
+      await new Promise((resolve) => socket.once('close', resolve));
+    }
+    assert.deepEqual(lookups, ['localhost']);
+  });
+
   it('accepts a host name of 253 bytes', () => {
     const socket = connect({ port: 80, host: LONG_NAME, lookup: () => {} });
     socket.destroy();
