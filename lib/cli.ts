@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { createLocalCertificates } from './certificate';
 import { checkMptcp, startCheckServer, type CheckOptions, type CheckResult } from './check';
 import { validateMultipath, validatePort, type MultipathService } from './options';
-import { MptcpSocket } from './socket';
+import { MptcpSocket, type PathReport } from './socket';
 import { defaultServername, startTls, type MptcpTlsOptions, type MptcpTlsSocket } from './tls';
 
 const USAGE = `Usage:
@@ -198,16 +198,16 @@ function describeConnection(
   }
 }
 
-/** Writes the paths of the connection as they are when the response arrives. */
-async function printPaths(socket: MptcpSocket): Promise<void> {
+/** Writes the paths of the connection from a report that getPaths() promised. */
+async function printPaths(pending: Promise<PathReport>): Promise<void> {
   let report;
   try {
-    report = await socket.getPaths();
+    report = await pending;
   } catch (error) {
     info('*', `Paths: not available (${(error as Error).message})`);
     return;
   }
-  info('*', `Paths: ${report.paths.length}, ${report.bytesReceived} bytes received so far`);
+  info('*', `Paths: ${report.paths.length}, ${report.bytesReceived} bytes received by then`);
   for (const path of report.paths) {
     const local = path.localAddress === undefined ? '?' : `${path.localAddress}:${path.localPort}`;
     const remote =
@@ -245,10 +245,16 @@ async function runGet(args: string[]): Promise<number> {
   const defaultPort = useHttps ? 443 : 80;
   const port = url.port === '' ? defaultPort : Number(url.port);
 
-  let connection: MptcpSocket | undefined;
+  // The paths are asked for when the first data arrives: by the time the
+  // response is parsed, a server that closes may have ended the connection.
+  let paths: Promise<PathReport> | undefined;
   const createConnection = () => {
     const socket = new MptcpSocket();
-    connection = socket;
+    if (values.verbose)
+      socket.once('data', () => {
+        paths = socket.getPaths();
+        paths.catch(() => {});
+      });
     socket.connect({ host, port, multipath, connectTimeout: timeout });
     let tlsSocket: MptcpTlsSocket | undefined;
     if (useHttps) {
@@ -274,7 +280,7 @@ async function runGet(args: string[]): Promise<number> {
     request.on('error', reject);
   });
 
-  if (values.verbose && connection !== undefined) await printPaths(connection);
+  if (values.verbose && paths !== undefined) await printPaths(paths);
   if (values.verbose) {
     info('<', `HTTP/${response.httpVersion} ${response.statusCode} ${response.statusMessage}`);
     for (let i = 0; i < response.rawHeaders.length; i += 2)

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as http from 'node:http';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -124,11 +125,32 @@ describe('cli', () => {
         new RegExp(`^\\* MPTCP in use: ${mptcpLine.replace(/[()]/g, '\\$&')}$`, 'm'),
       );
       assert.match(result.stderr, /^\* TLS: TLSv1\.3, cipher \S+$/m);
-      assert.match(result.stderr, /^\* Paths: 1, \d+ bytes received so far$/m);
+      assert.match(result.stderr, /^\* Paths: 1, \d+ bytes received by then$/m);
       assert.match(result.stderr, /^\* {3}path \d+: .* on lo, sent \d+ B, received \d+ B, RTT /m);
       assert.match(result.stderr, /^< HTTP\/1\.1 200 OK$/m);
       assert.match(result.stderr, new RegExp(`^< X-Server-Mptcp: ${serverMptcpFlag}$`, 'm'));
       assert.equal(result.code, 0);
+    });
+
+    it('lists the paths with -v over plain HTTP', async () => {
+      // The server answers and closes at once, which once made the paths
+      // unreadable by the time the response was parsed.
+      const plain = await listenOnLoopback(
+        http.createServer((_request, response) => {
+          response.setHeader('Connection', 'close');
+          response.end('plain\n');
+        }),
+      );
+      try {
+        for (let round = 0; round < 3; round++) {
+          const result = await runCli(['get', '-v', `http://127.0.0.1:${plain.port}/`]);
+          assert.equal(result.stdout, 'plain\n');
+          assert.match(result.stderr, /^\* Paths: 1, \d+ bytes received by then$/m);
+          assert.equal(result.code, 0);
+        }
+      } finally {
+        await plain.close();
+      }
     });
 
     it('fails for a certificate it does not trust', async () => {
