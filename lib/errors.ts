@@ -76,7 +76,9 @@ export function nativeSystemError(
 ): SystemError {
   let details: SystemErrorDetails = {};
   if (native.syscall === 'getaddrinfo') details = { hostname: target.host };
-  else if (native.address !== undefined) details = { address: native.address, port: native.port };
+  else if (native.address !== undefined)
+    // Port 0 is a local address bound without a port; net leaves it out.
+    details = { address: native.address, port: native.port || undefined };
   else if (native.syscall === 'connect') details = { address: target.host, port: target.port };
 
   const error = systemError(native.errno, native.syscall, details);

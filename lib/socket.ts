@@ -45,6 +45,7 @@ const debug = debuglog('mptcp');
 
 const ETIMEDOUT = -constants.errno.ETIMEDOUT;
 const ENOTCONN = -constants.errno.ENOTCONN;
+const EINVAL = -constants.errno.EINVAL;
 
 /**
  * Node's maximum timer delay in milliseconds. setTimeout() runs a longer
@@ -276,6 +277,25 @@ export class MptcpSocket extends Duplex {
   }
 
   #open(options: NormalizedConnectOptions, addresses: string[]): void {
+    // A local address binds one family only. Destinations of the other
+    // family would fail to bind, and net reports that as bind EINVAL; on
+    // macOS the framework would pick its own error.
+    let family = options.family;
+    if (options.localAddress !== undefined) {
+      const localFamily = isIP(options.localAddress);
+      addresses = addresses.filter((address) => isIP(address) === localFamily);
+      const literal = isIP(options.host) !== 0;
+      if ((literal || !binding.resolvesNames) && addresses.length === 0) {
+        this.destroy(
+          systemError(EINVAL, 'bind', {
+            address: options.localAddress,
+            port: options.localPort || undefined,
+          }),
+        );
+        return;
+      }
+      family = localFamily;
+    }
     let nativeTls = this.nativeTlsOptions();
     let host = options.host;
     if (binding.resolvesNames && addresses.length > 0 && host !== addresses[0]) {
@@ -295,7 +315,7 @@ export class MptcpSocket extends Duplex {
       addresses,
       port: options.port,
       service: SERVICE_CODES[options.multipath],
-      family: options.family,
+      family,
       localAddress: options.localAddress,
       localPort: options.localPort,
       noDelay: this.#noDelay === true,

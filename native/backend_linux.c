@@ -88,6 +88,8 @@ struct mp_conn {
   mp_service_t service;
   struct sockaddr_storage local;
   int has_local;
+  int local_address_given; /* 0 when only a local port was given */
+  uint16_t local_port;
   int no_delay;
   int keep_alive;
   unsigned keep_alive_delay;
@@ -229,6 +231,30 @@ static socklen_t address_length(const struct sockaddr_storage *address) {
                                         : sizeof(struct sockaddr_in);
 }
 
+/* Binds fd to the caller's local address, or to the local port alone on
+ * the any-address of the destination's family. A local address of the
+ * other family fails with EINVAL, as bind() does for net.Socket. */
+static int bind_local(mp_conn_t *conn, int fd,
+                      const struct sockaddr_storage *destination) {
+  struct sockaddr_storage any;
+
+  if (conn->local_address_given) {
+    if (conn->local.ss_family != destination->ss_family) {
+      errno = EINVAL;
+      return -1;
+    }
+    return bind(fd, (struct sockaddr *)&conn->local,
+                address_length(&conn->local));
+  }
+  memset(&any, 0, sizeof(any));
+  any.ss_family = destination->ss_family;
+  if (any.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&any)->sin6_port = htons(conn->local_port);
+  else
+    ((struct sockaddr_in *)&any)->sin_port = htons(conn->local_port);
+  return bind(fd, (struct sockaddr *)&any, address_length(&any));
+}
+
 /* Starts a non-blocking connect to the next address. Returns 1 when a
  * connect is under way, 0 when it completed at once, or a negative error
  * when no address is left; *syscall names the call that failed last. */
@@ -251,9 +277,7 @@ static int connect_next(mp_conn_t *conn, const char **syscall) {
       apply_no_delay(fd, 1);
     if (conn->keep_alive)
       apply_keep_alive(fd, 1, conn->keep_alive_delay);
-    if (conn->has_local && conn->local.ss_family == address->ss_family &&
-        bind(fd, (struct sockaddr *)&conn->local,
-             address_length(&conn->local)) != 0) {
+    if (conn->has_local && bind_local(conn, fd, address) != 0) {
       last = -errno;
       *syscall = "bind";
       close(fd);
@@ -316,6 +340,17 @@ static void check_paths(mp_conn_t *conn) {
   emit_simple(conn, MP_EVENT_PATH);
 }
 
+/* The address an error of the last connect attempt names: the local one
+ * for a failed bind, as net reports it, else the destination. */
+static const struct sockaddr *failed_address(mp_conn_t *conn,
+                                             const char *syscall) {
+  if (strcmp(syscall, "bind") == 0)
+    return conn->local_address_given ? (struct sockaddr *)&conn->local : NULL;
+  if (conn->next_address == 0)
+    return NULL;
+  return (struct sockaddr *)&conn->addresses[conn->next_address - 1];
+}
+
 static void mark_open(mp_conn_t *conn) {
   int mptcp = mp_fd_is_mptcp(conn->fd);
 
@@ -349,10 +384,7 @@ static void advance_connect(mp_conn_t *conn) {
     return;
   }
 
-  emit_error(conn, MP_EVENT_ERROR, r, syscall,
-             conn->next_address > 0
-                 ? (struct sockaddr *)&conn->addresses[conn->next_address - 1]
-                 : NULL,
+  emit_error(conn, MP_EVENT_ERROR, r, syscall, failed_address(conn, syscall),
              NULL);
 }
 
@@ -363,10 +395,7 @@ static void report_start(mp_conn_t *conn) {
     return;
   }
   emit_error(conn, MP_EVENT_ERROR, conn->start_result, conn->start_syscall,
-             conn->next_address > 0
-                 ? (struct sockaddr *)&conn->addresses[conn->next_address - 1]
-                 : NULL,
-             NULL);
+             failed_address(conn, conn->start_syscall), NULL);
 }
 
 static void finish_connect(mp_conn_t *conn) {
@@ -469,6 +498,11 @@ static write_req_t *flush_writes(mp_conn_t *conn, int *error) {
       size_t i;
       for (i = w->index; i < w->count && iov_count < 64; i++) {
         size_t skip = i == w->index ? w->offset : 0;
+        /* An empty TypedArray may have a NULL base, and adding even 0 to a
+         * null pointer is undefined behaviour. The loop below still counts
+         * the empty buffer as sent. */
+        if (w->bufs[i].len == skip)
+          continue;
         iov[iov_count].iov_base = (char *)w->bufs[i].base + skip;
         iov[iov_count].iov_len = w->bufs[i].len - skip;
         iov_count++;
@@ -826,6 +860,8 @@ int mp_conn_open(mp_backend_t *backend, const mp_connect_options_t *options,
       return -EINVAL;
     }
     conn->has_local = 1;
+    conn->local_address_given = options->local_address != NULL;
+    conn->local_port = options->local_port;
   }
 
   conn->backend = backend;

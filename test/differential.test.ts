@@ -418,6 +418,35 @@ describe('differential: MptcpSocket against net.Socket', () => {
       ]);
     });
 
+    it('a local address of the other family fails to bind', async () => {
+      const [expected, actual] = await runBoth(async (contender) => {
+        const server = await serve(contender, () => {});
+        const socket = contender.connect({
+          port: server.port,
+          host: '127.0.0.1',
+          localAddress: '::1',
+        });
+        const trace = new Trace(socket);
+        await closed(socket);
+        return { events: trace.events, errors: trace.errors, accepted: server.sockets.length };
+      });
+      assert.deepEqual(actual, expected);
+      assert.deepEqual(expected, {
+        events: ['error', 'close:true'],
+        errors: [
+          {
+            name: 'Error',
+            message: 'bind EINVAL ::1',
+            code: 'EINVAL',
+            errno: -22,
+            syscall: 'bind',
+            address: '::1',
+          },
+        ],
+        accepted: 0,
+      });
+    });
+
     it('a name that does not resolve gives ENOTFOUND', async () => {
       const [expected, actual] = await runBoth(async (contender) => {
         const socket = contender.connect({
