@@ -24,6 +24,8 @@ import {
 } from './binding';
 import {
   invalidArgType,
+  invalidArgValue,
+  invalidIpAddress,
   nativeSystemError,
   stateError,
   systemError,
@@ -187,7 +189,16 @@ export class MptcpSocket extends Duplex {
   connect(port: number | string, connectListener?: () => void): this;
   connect(...args: unknown[]): this {
     const [raw, listener] = normalizeConnectArgs(args);
-    return this[kConnectValidated](validateConnectOptions(raw), listener);
+    const options = validateConnectOptions(raw);
+    // TLS wraps the socket, so it cannot start from here; silently sending
+    // plaintext instead would be worse.
+    if (options.tls !== undefined)
+      throw invalidArgValue(
+        'options.tls',
+        raw.tls,
+        'is not supported by MptcpSocket.connect(); use connect({ tls }) or startTls()',
+      );
+    return this[kConnectValidated](options, listener);
   }
 
   /** Connects with options that validateConnectOptions returned. */
@@ -247,13 +258,19 @@ export class MptcpSocket extends Duplex {
   #resolve(options: NormalizedConnectOptions): void {
     const literal = isIP(options.host) !== 0;
     if (literal || (binding.resolvesNames && options.lookup === undefined)) {
-      this.#open(options, literal ? [options.host] : []);
+      // Without a lookup option the Network framework resolves the name.
+      this.#open(options, literal ? [options.host] : [], literal);
       return;
     }
 
     const lookup: LookupFunction = options.lookup ?? (dns.lookup as unknown as LookupFunction);
     const lookupOptions = { family: options.family, all: true };
-    lookup(options.host, lookupOptions, (error, result, family) => {
+    let answered = false;
+    const onLookup: Parameters<LookupFunction>[2] = (error, result, family) => {
+      // A custom lookup may call back more than once; only the first answer
+      // counts, as one connect makes one connection.
+      if (answered) return;
+      answered = true;
       if (!this.connecting || this.destroyed) return;
       if (error) {
         this.emit('lookup', error, undefined, undefined, options.host);
@@ -261,7 +278,16 @@ export class MptcpSocket extends Duplex {
         return;
       }
       const entries =
-        typeof result === 'string' ? [{ address: result, family: family ?? isIP(result) }] : result;
+        typeof result === 'string'
+          ? [{ address: result, family: family ?? isIP(result) }]
+          : Array.isArray(result)
+            ? result
+            : [];
+      const invalid = entries.find((entry) => isIP(entry?.address) === 0);
+      if (invalid !== undefined) {
+        this.destroy(invalidIpAddress(String(invalid?.address)));
+        return;
+      }
       const addresses = entries
         .filter((entry) => options.family === 0 || entry.family === options.family)
         .map((entry) => entry.address);
@@ -272,11 +298,23 @@ export class MptcpSocket extends Duplex {
         return;
       }
       this.emit('lookup', null, addresses[0], isIP(addresses[0]), options.host);
-      this.#open(options, addresses);
-    });
+      this.#open(options, addresses, true);
+    };
+    try {
+      lookup(options.host, lookupOptions, onLookup);
+    } catch (error) {
+      // A lookup that throws fails this socket, not the process.
+      answered = true;
+      this.destroy(error as Error);
+    }
   }
 
-  #open(options: NormalizedConnectOptions, addresses: string[]): void {
+  /**
+   * Opens the native connection. `resolved` says that `addresses` is the
+   * whole answer (a literal host or a lookup); otherwise the backend
+   * resolves `host` itself.
+   */
+  #open(options: NormalizedConnectOptions, addresses: string[], resolved: boolean): void {
     // A local address binds one family only. Destinations of the other
     // family would fail to bind, and net reports that as bind EINVAL; on
     // macOS the framework would pick its own error.
@@ -284,8 +322,7 @@ export class MptcpSocket extends Duplex {
     if (options.localAddress !== undefined) {
       const localFamily = isIP(options.localAddress);
       addresses = addresses.filter((address) => isIP(address) === localFamily);
-      const literal = isIP(options.host) !== 0;
-      if ((literal || !binding.resolvesNames) && addresses.length === 0) {
+      if (resolved && addresses.length === 0) {
         this.destroy(
           systemError(EINVAL, 'bind', {
             address: options.localAddress,
@@ -339,6 +376,18 @@ export class MptcpSocket extends Duplex {
   }
 
   #onNativeEvent(type: NativeEvent, arg?: unknown): void {
+    // After destroy() the connection still reports what was under way, but
+    // only completions and the final Close concern the socket now: net
+    // emits no 'connect', 'data' or 'end' after destroy().
+    if (
+      this.destroyed &&
+      type !== NativeEvent.Write &&
+      type !== NativeEvent.Shutdown &&
+      type !== NativeEvent.Paths &&
+      type !== NativeEvent.Close
+    ) {
+      return;
+    }
     switch (type) {
       case NativeEvent.Connect:
         this.#onConnect();
