@@ -6,6 +6,12 @@
 // thread drains it in batches and calls each connection's event callback.
 // Nothing here depends on the platform: backend.h is the whole interface.
 
+// While a worker is terminated, Node-API calls fail with a pending
+// exception but none can be thrown. Without this, node-addon-api throws a
+// C++ exception out of a method's exception handler, and the process ends in
+// std::terminate. With it, the method returns and the worker ends.
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <napi.h>
@@ -148,6 +154,7 @@ private:
   Napi::Value UnrefMethod(const Napi::CallbackInfo &info);
 
   void UpdateRead();
+  void UpdateRef();
 
   EnvData *env_data_;
   Napi::FunctionReference callback_;
@@ -155,6 +162,10 @@ private:
   bool open_ = false;
   bool closing_ = false;
   bool refed_ = true;
+  // Writes and shutdowns whose completion event is still to come, and
+  // whether this connection counts in the environment's references.
+  int pending_ = 0;
+  bool holding_ref_ = false;
 
   // Read flow, guarded by env_data_->mutex(): JavaScript's wish to read,
   // the bytes queued and not yet delivered, and whether the queue limit
@@ -531,9 +542,22 @@ Napi::Value Connection::Connect(const Napi::CallbackInfo &info) {
   open_ = true;
   Ref();
   env_data_->AddLive(this);
-  if (refed_)
-    env_data_->Ref();
+  UpdateRef();
   return Napi::Number::New(env, 0);
+}
+
+// Keeps the event loop alive while the connection is referenced, and after
+// unref() too while a write, a shutdown or the close is under way: libuv
+// does the same for a net.Socket's requests and closing handles.
+void Connection::UpdateRef() {
+  bool hold = open_ && (refed_ || closing_ || pending_ > 0);
+  if (hold == holding_ref_)
+    return;
+  holding_ref_ = hold;
+  if (hold)
+    env_data_->Ref();
+  else
+    env_data_->Unref();
 }
 
 void Connection::UpdateRead() {
@@ -597,6 +621,8 @@ Napi::Value Connection::Write(const Napi::CallbackInfo &info) {
     return Napi::Number::New(env, r);
   }
   request->keep = Napi::Persistent(chunks);
+  pending_++;
+  UpdateRef();
   return Napi::Number::New(env, 0);
 }
 
@@ -605,12 +631,18 @@ Napi::Value Connection::Shutdown(const Napi::CallbackInfo &info) {
 
   if (conn_ == nullptr || closing_)
     return Napi::Number::New(env, -EBADF);
-  return Napi::Number::New(env, mp_conn_shutdown(conn_, nullptr));
+  int r = mp_conn_shutdown(conn_, nullptr);
+  if (r == 0) {
+    pending_++;
+    UpdateRef();
+  }
+  return Napi::Number::New(env, r);
 }
 
 Napi::Value Connection::Close(const Napi::CallbackInfo &info) {
   if (conn_ != nullptr && !closing_) {
     closing_ = true;
+    UpdateRef();
     mp_conn_close(conn_, info.Length() > 0 && info[0].ToBoolean());
   }
   return info.Env().Undefined();
@@ -685,20 +717,14 @@ Napi::Value Connection::SetKeepAlive(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value Connection::RefMethod(const Napi::CallbackInfo &info) {
-  if (!refed_) {
-    refed_ = true;
-    if (open_)
-      env_data_->Ref();
-  }
+  refed_ = true;
+  UpdateRef();
   return info.Env().Undefined();
 }
 
 Napi::Value Connection::UnrefMethod(const Napi::CallbackInfo &info) {
-  if (refed_) {
-    refed_ = false;
-    if (open_)
-      env_data_->Unref();
-  }
+  refed_ = false;
+  UpdateRef();
   return info.Env().Undefined();
 }
 
@@ -844,6 +870,8 @@ napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
   case MP_EVENT_SHUTDOWN:
     delete static_cast<WriteRequest *>(event.req);
     event.req = nullptr;
+    pending_--;
+    UpdateRef();
     if (event.error.code == 0)
       status = napi_get_null(env, &arg);
     else
@@ -868,8 +896,7 @@ napi_status Connection::Dispatch(napi_env env, QueuedEvent &event) {
     conn_ = nullptr;
     open_ = false;
     env_data_->RemoveLive(this);
-    if (refed_)
-      env_data_->Unref();
+    UpdateRef();
     break;
   default:
     break;

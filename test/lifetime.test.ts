@@ -89,6 +89,28 @@ describe('lifetime', () => {
         await serverClosed;
       });
 
+      for (const [mode, lines] of [
+        ['unref-write', ['connected', 'written', 'closed']],
+        ['unref-end', ['connected', 'finished']],
+      ] as const) {
+        it(`${mode}: pending work outlives unref()`, async () => {
+          let received = 0;
+          let serverEnded: Promise<unknown> | undefined;
+          server = await startServer(
+            (socket) => {
+              serverEnded = new Promise((resolve) => socket.on('close', resolve));
+              socket.on('data', (chunk: Buffer) => (received += chunk.length));
+            },
+            { tcp: kind === 'net' },
+          );
+          const child = runClient([kind, mode, String(server.port)]);
+          assert.equal(await child.exited, 0, child.stderr);
+          assert.deepEqual(child.stdout, lines);
+          await serverEnded;
+          if (mode === 'unref-end') assert.equal(received, 16 * 1024 * 1024);
+        });
+      }
+
       it('nothing keeps the process alive after close', async () => {
         server = await startServer(() => {}, { tcp: kind === 'net' });
         const child = runClient([kind, 'destroy', String(server.port)]);
