@@ -4,9 +4,21 @@
 # it also builds nw_mptcp_emulated: the macOS backend compiled against the
 # test-only Network framework emulation in test/emulation/, so that the
 # test suite can run the macOS code path on Linux.
+#
+# With -Dnw_mptcp_sanitize=1 (test/sanitizers/asan.sh, Linux and clang only)
+# both addons are built with AddressSanitizer and UndefinedBehaviorSanitizer
+# for the test suite; the default build is unchanged.
 {
   "variables": {
-    "nw_mptcp_emulated%": 0
+    "nw_mptcp_emulated%": 0,
+    "nw_mptcp_sanitize%": 0,
+    "sanitize_flags": [
+      "-fsanitize=address,undefined",
+      "-fno-sanitize-recover=undefined",
+      "-fno-omit-frame-pointer",
+      "-g",
+      "-O1"
+    ]
   },
   "targets": [
     {
@@ -27,6 +39,12 @@
             "native/socket_linux.c"
           ],
           "libraries": ["-lpthread"]
+        }],
+        ["nw_mptcp_sanitize==1", {
+          "configurations": {
+            "Release": {"cflags!": ["-O3"], "cflags": ["<@(sanitize_flags)"]}
+          },
+          "ldflags": ["-fsanitize=address,undefined"]
         }],
         ["OS=='mac'", {
           "sources": ["native/backend_darwin.c", "native/server_none.c"],
@@ -65,6 +83,12 @@
           "cflags_cc": ["-std=c++17", "-fexceptions"],
           "cflags_cc!": ["-fno-exceptions"],
           "libraries": ["-lBlocksRuntime", "-lpthread"]
+        }],
+        ["OS=='linux' and nw_mptcp_emulated==1 and nw_mptcp_sanitize==1", {
+          "configurations": {
+            "Release": {"cflags!": ["-O3"], "cflags": ["<@(sanitize_flags)"]}
+          },
+          "ldflags": ["-fsanitize=address,undefined"]
         }]
       ]
     }

@@ -630,6 +630,9 @@ static void handle_state(mp_conn_t *conn, nw_connection_state_t state,
     handle_ready(conn);
     break;
   case nw_connection_state_failed:
+    /* TODO: data that arrived before a reset is lost here when no receive
+     * is outstanding (paused reader). Whether a receive after the failed
+     * state still returns it is not documented, and only a Mac can tell. */
     report_error(conn, error, -EIO, failure_syscall(conn));
     cancel_connection(conn, 0);
     break;
