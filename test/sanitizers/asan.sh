@@ -13,12 +13,19 @@
 # with an error.
 #
 # Usage: test/sanitizers/asan.sh [MOCHA_ARGS...]
-#   NW_MPTCP_ASAN_DIR  where to build (default: a new temporary directory)
+#   NW_MPTCP_ASAN_DIR  where to build and keep the build (default: a
+#                      temporary directory, removed at the end)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-work="${NW_MPTCP_ASAN_DIR:-$(mktemp -d -t nw-mptcp-asan.XXXXXX)}"
-mkdir -p "$work"
+if [ -n "${NW_MPTCP_ASAN_DIR:-}" ]; then
+  work="$NW_MPTCP_ASAN_DIR"
+  mkdir -p "$work"
+else
+  # A directory of its own goes away with the run.
+  work="$(mktemp -d -t nw-mptcp-asan.XXXXXX)"
+  trap 'rm -rf "$work"' EXIT
+fi
 
 runtime="$(clang -print-file-name=libclang_rt.asan-x86_64.so)"
 if [ ! -f "$runtime" ]; then
