@@ -267,8 +267,8 @@ export class MptcpSocket extends Duplex {
     const lookupOptions = { family: options.family, all: true };
     let answered = false;
     const onLookup: Parameters<LookupFunction>[2] = (error, result, family) => {
-      // A custom lookup may call back more than once; only the first answer
-      // counts, as one connect makes one connection.
+      // A custom lookup may call back more than once. Only the first result
+      // counts, because one connect makes one connection.
       if (answered) return;
       answered = true;
       if (!this.connecting || this.destroyed) return;
@@ -310,8 +310,8 @@ export class MptcpSocket extends Duplex {
   }
 
   /**
-   * Opens the native connection. `resolved` says that `addresses` is the
-   * whole answer (a literal host or a lookup); otherwise the backend
+   * Opens the native connection. `resolved` is true when `addresses` is the
+   * complete result (a literal host or a lookup). Otherwise the backend
    * resolves `host` itself.
    */
   #open(options: NormalizedConnectOptions, addresses: string[], resolved: boolean): void {
