@@ -3,8 +3,8 @@
 // connected socket. Each call works or throws a TypeError or RangeError whose
 // code README.md documents. Every native call gets arguments inside the
 // contract of lib/binding.ts. Nothing reaches the network, because every
-// generated host fails validation, goes to a lookup option that fails or
-// answers with loopback addresses, or is a loopback literal.
+// generated host fails validation, is a loopback literal, or goes to a lookup
+// option that either fails or resolves to loopback addresses.
 
 import assert from 'node:assert/strict';
 import dns from 'node:dns';
@@ -23,7 +23,7 @@ import { startServer, type TestServer } from './helpers';
 /** Node's maximum timer delay: setTimeout() runs a longer delay after 1 ms. */
 const TIMEOUT_MAX = 2 ** 31 - 1;
 
-/** Every ERR_* code named in the Errors section of README.md. */
+/** Reads README.md and returns every ERR_* code named in its Errors section. */
 function documentedErrorCodes(): Set<string> {
   const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
   const start = readme.indexOf('\n## Errors\n');
@@ -63,7 +63,7 @@ function checkEmitted(error: unknown, where: string, tls = false): void {
   if (typeof fields.code !== 'string') throw new Violation(`${where}: no code: ${error.message}`);
   if (fields.code.startsWith('ERR_')) {
     if (DOCUMENTED.has(fields.code) || fields.code === 'ERR_SOCKET_CLOSED') return;
-    // README.md: TLS failures are Node's own TLS errors.
+    // README.md documents that TLS failures are Node's own TLS errors.
     if (tls && /^ERR_(SSL|TLS)_/.test(fields.code)) return;
     throw new Violation(`${where}: undocumented code ${fields.code}`);
   }
@@ -83,8 +83,8 @@ function checkEmitted(error: unknown, where: string, tls = false): void {
 const LOOPBACK = new Set(['127.0.0.1', '::1']);
 
 /**
- * The largest keep-alive delay in seconds that both backends take as it is:
- * the glue reads a uint32 and the Linux backend passes an int to setsockopt.
+ * Maximum keep-alive delay in seconds that both backends pass on unchanged.
+ * The glue reads a uint32, and the Linux backend passes an int to setsockopt.
  */
 const MAX_DELAY_SECONDS = 2 ** 31 - 1;
 
@@ -150,15 +150,15 @@ function checkCall(name: string, args: unknown[]): void {
   }
 }
 
-/** What a guarded call returns in place of a native call it refused. */
+/** Return value of a guarded call in place of a native call that it rejected. */
 const EINVAL = -22;
 
 /**
  * Replaces binding.Connection with a proxy that checks every native call
  * before it runs, and dns.lookup with a stub. A bad call is recorded and
- * does not reach the addon: connect, write and the option setters return
- * EINVAL instead, which the socket reports as a failure; close runs with a
- * boolean so that the socket still closes.
+ * does not reach the addon. Instead, connect, write and the option setters
+ * return EINVAL, which the socket reports as a failure. A bad close runs with
+ * a boolean argument, so that the socket still closes.
  */
 function guardNativeCalls(violations: string[]): () => void {
   const original = binding.Connection;
@@ -253,7 +253,7 @@ const anyValue: fc.Arbitrary<unknown> = fc.oneof(
   ),
 );
 
-/** A value of the expected type most of the time, anything otherwise. */
+/** Returns an arbitrary that mostly generates `valid` values (3 in 4) and otherwise any value. */
 function mostly<T>(valid: fc.Arbitrary<T>): fc.Arbitrary<unknown> {
   return fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: anyValue });
 }
@@ -273,12 +273,12 @@ function hostArbitrary(): fc.Arbitrary<unknown> {
   );
 }
 
-/** True for an IP literal that is not a loopback address of this machine. */
+/** Returns whether `value` is an IP literal that is not a loopback address of this machine. */
 function isIpLiteralElsewhere(value: unknown): boolean {
   return typeof value === 'string' && net.isIP(value) !== 0 && !LOOPBACK.has(value);
 }
 
-/** A dns.lookup stand-in that fails on this machine for every name. */
+/** Fails every name with ENOTFOUND without a DNS query, as a dns.lookup replacement. */
 function failingLookup(
   hostname: string,
   _options: unknown,
@@ -291,7 +291,7 @@ function failingLookup(
   process.nextTick(() => callback(error));
 }
 
-/** A dns.lookup stand-in that resolves every name to this machine's loopback addresses. */
+/** Resolves every name to this machine's loopback addresses, as a dns.lookup replacement. */
 function loopbackLookup(
   _hostname: string,
   options: { family?: number; all?: boolean },
@@ -326,9 +326,10 @@ const validMs = fc.oneof(
 );
 
 /**
- * connect() options: valid values for every option, then up to three
- * options replaced by any value, so that most runs pass validation and
- * reach the addon, and the rest test one bad option at a time.
+ * Returns an arbitrary of connect() options. It starts from valid values for
+ * every option, and half of the cases replace one to three options with any
+ * value. Most runs therefore pass validation and reach the addon, and the
+ * rest test a few bad options at a time.
  */
 function optionsArbitrary(ports: Ports): fc.Arbitrary<Record<string, unknown>> {
   const valid = fc.record(
@@ -358,8 +359,8 @@ function optionsArbitrary(ports: Ports): fc.Arbitrary<Record<string, unknown>> {
         .map((kind) => (kind === undefined ? undefined : new AbortController().signal)),
       lookup: fc.constantFrom(failingLookup, loopbackLookup),
     },
-    // The lookup is always there: without one, dns.lookup would resolve the
-    // host, 'localhost' by default.
+    // The lookup option is required, because without it dns.lookup would
+    // resolve the host ('localhost' by default).
     { requiredKeys: ['port', 'lookup'] },
   );
   const keys = [
@@ -382,8 +383,8 @@ function optionsArbitrary(ports: Ports): fc.Arbitrary<Record<string, unknown>> {
   ];
   const replacement = fc.tuple(fc.constantFrom(...keys), anyValue).filter(
     ([key, value]) =>
-      // Never undefined for lookup (see above), and no IP literal of
-      // another host.
+      // The lookup must stay defined (see requiredKeys above), and no value
+      // may be an IP literal of another host.
       !(key === 'lookup' && value === undefined) && !isIpLiteralElsewhere(value),
   );
   return fc
@@ -455,7 +456,7 @@ function methodCallArbitrary(ports: Ports): fc.Arbitrary<MethodCall> {
 // ---------------------------------------------------------------------------
 // Running one generated case
 
-/** Resolves when `closed` does, or rejects after `ms`. */
+/** Waits for `closed`, and rejects with a Violation if it takes longer than `ms`. */
 async function closedWithin(closed: Promise<void>, ms: number, what: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -491,20 +492,20 @@ function watch(
     if (elapsed + 1 < Math.min(timeouts.ms, TIMEOUT_MAX))
       problems.push(`'timeout' after ${elapsed} ms for setTimeout(${timeouts.ms})`);
   });
-  // Not events.once(): it rejects on an 'error' event.
+  // events.once() would reject on an 'error' event, so this uses socket.once().
   return new Promise((resolve) => socket.once('close', () => resolve()));
 }
 
 /**
- * Runs of the connect() property. About one in ten connects to the echo
- * server, fewer on the emulation, which fails a local address of the other
- * family with EAFNOSUPPORT.
+ * Number of runs of the connect() property. About one run in ten connects to
+ * the echo server. Fewer connect on the emulation, because it fails a local
+ * address of the other family with EAFNOSUPPORT.
  */
 const CONNECT_RUNS = 300;
 
 describe('bad input (fast-check)', function () {
-  // Each run opens at most a few loopback connections; the bound keeps the
-  // suite within a few seconds.
+  // Each run opens at most a few loopback connections, which keeps the suite
+  // within a few seconds.
   this.timeout(60000);
 
   let server: TestServer | undefined;
@@ -553,8 +554,8 @@ describe('bad input (fast-check)', function () {
         const ms = typeof options.timeout === 'number' ? options.timeout : TIMEOUT_MAX;
         const closed = watch(socket, problems, { lastSet: Date.now(), ms }, Boolean(options.tls));
         socket.once('connect', () => (connected += 1));
-        // The socket is destroyed after 'connect', or while connecting when
-        // 20 ms pass first; a failed connect has closed by then.
+        // The socket is destroyed after 'connect', or after 20 ms if it is
+        // still connecting. A failed connect has closed by then.
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, 20);
           const done = () => {
@@ -696,7 +697,7 @@ describe('bad input: values at the edges', () => {
     await once(socket, 'close');
   });
 
-  it('the timeout option above 2^31-1 ms does not fire at once', async () => {
+  it('timeout option above 2^31-1 ms does not fire at once', async () => {
     server = await startServer(() => {});
     const socket = connect({ port: server.port, host: '127.0.0.1', timeout: 2 ** 40 });
     let timeouts = 0;
@@ -736,7 +737,8 @@ describe('bad input: values at the edges', () => {
     });
   }
 
-  // connect() rejects these delays; the constructor takes the same option.
+  // connect() rejects these delays, and the constructor takes the same
+  // option, so both must throw.
   for (const [title, delay, name, code] of [
     ['a string', 'soon', 'TypeError', 'ERR_INVALID_ARG_TYPE'],
     ['a symbol', Symbol('delay'), 'TypeError', 'ERR_INVALID_ARG_TYPE'],
@@ -770,7 +772,7 @@ describe('bad input: values at the edges', () => {
     socket.destroy();
   });
 
-  it('a lookup result is the address connected to', async () => {
+  it('lookup result is the connected address', async () => {
     server = await startServer((socket) => socket.end('reached'));
     const socket = connect({
       port: server.port,

@@ -1,15 +1,15 @@
 // Process exit with connections open: process.exit() from a timer and from
 // a 'data' listener while 200 connections move data, and an uncaught
 // exception from a timer and from a 'data' listener. Each ends the process
-// with the exit code Node gives, no signal and no hang. An
+// with the exit code Node gives, no signal and no hang. In the last case, an
 // 'uncaughtException' handler catches the exceptions of listeners, the
-// connections then finish their transfers, and the server sees every
-// connection closed.
+// connections then finish their transfers, and the server closes every
+// connection.
 //
-// The server's side is not checked after an exit: Linux (seen on 6.18,
-// also with a Python client) leaves some MPTCP connections of an exited
-// process open at the peer when data was in flight, where plain TCP resets
-// them at once (docs/RELIABILITY.md).
+// The server's side is not checked after an exit, because Linux (seen on
+// 6.18, also with a Python client) leaves some MPTCP connections of an exited
+// process open at the peer when data was in flight. Plain TCP resets them at
+// once (docs/RELIABILITY.md).
 
 import assert from 'node:assert/strict';
 
@@ -35,7 +35,7 @@ describe('process exit', function () {
     server = undefined;
   });
 
-  /** The connections that the server accepted, once it has answered. */
+  /** Requests the server's counters and returns how many connections it accepted. */
   async function accepted(): Promise<number> {
     return (await server!.stats()).accepted;
   }
@@ -48,7 +48,7 @@ describe('process exit', function () {
         return stats.closed === stats.accepted;
       },
       10000,
-      'the server to see every connection closed',
+      'the server to close every connection',
     );
     return accepted();
   }
@@ -73,7 +73,7 @@ describe('process exit', function () {
     ['throw-timer', 'thrown from a timer', 'a timer'],
     ['throw-listener', 'thrown from a data listener', "a 'data' listener"],
   ] as const) {
-    it(`an uncaught exception from ${where} exits with 1`, async () => {
+    it(`uncaught exception from ${where} exits with 1`, async () => {
       const child = startFixture('exit-client.js', [mode, String(server!.port), String(COUNT)], {
         env: OPEN_AT_EXIT,
         openFiles: 4096,
@@ -88,7 +88,7 @@ describe('process exit', function () {
     });
   }
 
-  it("an 'uncaughtException' handler catches listener exceptions", async () => {
+  it("'uncaughtException' handler catches listener exceptions", async () => {
     const connections = 20;
     const child = startFixture('exit-client.js', [
       'handled-listener',

@@ -1,8 +1,8 @@
-// Faults of the peer and of the network: a peer that resets mid-stream, a
-// peer or a reader that stops reading (memory must stay flat while the
-// writer waits), and the only link of a network namespace going down (the
-// socket must end through the kernel's error or the caller's timeout, never
-// hang, and a short outage must lose no data).
+// Faults of the peer and of the network. A peer resets mid-stream. A peer or
+// a reader stops reading, and memory must stay flat while the writer waits.
+// The only link of a network namespace goes down, and the socket must end
+// through the kernel's error or the caller's timeout and never hang. A short
+// outage must lose no data.
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -21,9 +21,9 @@ const MiB = 1024 * KiB;
 
 const ECONNRESET = -constants.errno.ECONNRESET;
 
-// A writer or reader that waits holds at most the kernel's socket buffers
-// (a few MiB on loopback, net.ipv4.tcp_wmem and tcp_rmem) plus the addon's
-// 1 MiB receive queue. These bounds are ten times that and far below the
+// While a writer or reader waits, the data in flight is at most the kernel's
+// socket buffers (a few MiB on loopback, net.ipv4.tcp_wmem and tcp_rmem) plus
+// the addon's 1 MiB receive queue. These bounds are ten times that and far below the
 // transfer sizes, so a writer or reader that ignored backpressure exceeds
 // them.
 const MAX_STALLED_BYTES = 64 * MiB;
@@ -79,7 +79,7 @@ function startChild(command: string, args: string[]): Child {
   return result;
 }
 
-/** The events of the client's JSON lines, without the totals of 'close'. */
+/** Lists the events of the client's JSON lines, without the totals of 'close'. */
 function eventsOf(child: Child): string[] {
   return child.lines.map((line) => {
     if (line.event === 'error') return `error ${line.code} ${line.syscall}`;
@@ -88,7 +88,7 @@ function eventsOf(child: Child): string[] {
   });
 }
 
-/** Resolves on 'close'; events.once() would reject on the 'error' before it. */
+/** Resolves on 'close'. events.once() would reject on an 'error' that comes first. */
 function closeOf(socket: NodeJS.EventEmitter): Promise<void> {
   return new Promise((resolve) => socket.once('close', () => resolve()));
 }
@@ -147,7 +147,7 @@ describe('faults', () => {
         });
       });
       const client = connect({ port: server.port, host: '127.0.0.1' });
-      // A paused client reads nothing, so only its writes see the reset.
+      // A paused client reads nothing, so only its writes can meet the reset.
       client.pause();
       const events: string[] = [];
       const failures: string[] = [];
@@ -170,10 +170,10 @@ describe('faults', () => {
       }
       await closed;
       assert.deepEqual(events, ['connect', `error ECONNRESET ${ECONNRESET}`, 'close true']);
-      // The write that met the reset fails with it on Linux. The Network
-      // framework reports the reset through the send completion or through
-      // the failed state, whichever its queue runs first; in the second
-      // case the write completes as cancelled by the destroy.
+      // On Linux, the write that met the reset fails with ECONNRESET. The
+      // Network framework reports the reset through the send completion or
+      // through the failed state, whichever its queue runs first. In the
+      // second case, the write completes as cancelled by the destroy.
       const expected =
         backendName === 'linux' ? [['ECONNRESET']] : [['ECONNRESET'], ['ERR_STREAM_DESTROYED']];
       assert.ok(
@@ -196,7 +196,7 @@ describe('faults', () => {
       server = undefined;
     });
 
-    it('a writer waiting for drain keeps its memory flat and loses nothing', async () => {
+    it('writer waiting for drain keeps memory flat, loses nothing', async () => {
       const size = 128 * MiB;
       const hash = createHash('sha256');
       let received = 0;
@@ -240,7 +240,7 @@ describe('faults', () => {
       assert.deepEqual(eventsOf(child), ['stalled', 'done']);
     });
 
-    it('a paused reader keeps its memory flat and loses nothing', async () => {
+    it('paused reader keeps memory flat, loses nothing', async () => {
       const size = 256 * MiB;
       const chunk = Buffer.alloc(64 * KiB);
       const hash = createHash('sha256');
@@ -266,9 +266,9 @@ describe('faults', () => {
 
       const stalled = await child.line('stalled');
       assert.ok(accepted < MAX_STALLED_BYTES, `the server wrote ${accepted}`);
-      // The stream holds its high-water mark (16 KiB), plus the data events
-      // that were queued when it asked the addon to stop reading: at most the
-      // addon's 1 MiB queue limit and one 64 KiB read past it.
+      // The stream buffers its high-water mark (16 KiB), plus the data events
+      // that were queued when it asked the addon to stop reading. Those are at
+      // most the addon's 1 MiB queue limit and one 64 KiB read past it.
       assert.ok(
         (stalled.buffered as number) <= 16 * KiB + MiB + 64 * KiB,
         `buffered ${stalled.buffered}`,
@@ -284,9 +284,9 @@ describe('faults', () => {
     });
   });
 
-  describe('the only link goes down', function () {
-    // Each case ends through a timeout of a second or two; the mocha
-    // timeout is the bound that turns a hang into a failure.
+  describe('only link goes down', function () {
+    // Each case ends through a timeout of a second or two. The mocha timeout
+    // is the bound that turns a hang into a failure.
     this.timeout(60000);
 
     const IDLE_MS = 1000;
@@ -369,7 +369,10 @@ describe('faults', () => {
       }
     });
 
-    /** Starts a server on this side of the link: 'source' sends `size` bytes, 'sink' reads. */
+    /**
+     * Starts a server on this side of the link and returns its port. A 'source'
+     * server sends `size` bytes, and a 'sink' server reads.
+     */
     async function listen(mode: 'source' | 'sink', size = Infinity): Promise<number> {
       const block = Buffer.alloc(64 * KiB, 0x5a);
       server = createServer((socket) => {
@@ -413,7 +416,7 @@ describe('faults', () => {
       ]);
     }
 
-    it('a receiver ends through its idle timeout', async () => {
+    it('receiver ends through its idle timeout', async () => {
       const port = await listen('source');
       child = startClient('receive', port, 'handover', IDLE_MS);
       await child.line('progress');
@@ -428,10 +431,10 @@ describe('faults', () => {
       ]);
     });
 
-    it('a sender ends through its idle timeout', async () => {
+    it('sender ends through its idle timeout', async () => {
       // NOTE: the kernel keeps an MPTCP connection whose only subflow timed
       // out without reporting an error (seen on Linux 6.18), so only the
-      // caller's timeout ends it; plain TCP fails by itself (next test).
+      // caller's timeout ends it. Plain TCP fails by itself (next test).
       const port = await listen('sink');
       child = startClient('send', port, 'handover', IDLE_MS);
       await child.line('progress');
@@ -446,9 +449,9 @@ describe('faults', () => {
       ]);
     });
 
-    it('a plain TCP sender fails with the kernel error', async function () {
-      // Three retransmissions instead of fifteen: the kernel gives up in
-      // seconds instead of about 15 minutes.
+    it('plain TCP sender fails with the kernel error', async function () {
+      // Three retransmissions instead of fifteen, so the kernel gives up in
+      // seconds instead of after about 15 minutes.
       execFileSync('ip', ['netns', 'exec', namespace, 'sysctl', '-qw', 'net.ipv4.tcp_retries2=3']);
       const port = await listen('sink');
       child = startClient('send', port, 'disabled', 0);
@@ -466,7 +469,7 @@ describe('faults', () => {
       assert.deepEqual(events, ['connect', 'progress', 'error', 'close true']);
     });
 
-    it('a connect over the down link fails with ENETUNREACH', async () => {
+    it('connect over the down link fails with ENETUNREACH', async () => {
       const port = await listen('sink');
       setLink(false);
       child = startClient('connect', port, 'handover', IDLE_MS);
@@ -474,7 +477,7 @@ describe('faults', () => {
       assert.deepEqual(eventsOf(child), ['error ENETUNREACH connect', 'close true']);
     });
 
-    it('an outage of half a second loses no data', async () => {
+    it('half-second outage loses no data', async () => {
       const size = 16 * MiB;
       const port = await listen('source', size);
       child = startClient('receive', port, 'handover', 30000);

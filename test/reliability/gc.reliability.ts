@@ -1,9 +1,9 @@
 // Garbage collection: 1,000 sockets that write and are dropped with no
 // reference kept, while gc() runs every 2 ms (--expose-gc). The native side
-// keeps each socket and its write buffer alive while anything is pending:
-// every write callback runs once, every byte that must arrive arrives
-// intact, every socket closes and is then collected, and no event reaches a
-// socket after its collection.
+// must keep each socket and its write buffer alive while anything is
+// pending. The test checks that every write callback runs once, every byte
+// that must arrive arrives intact, every socket closes and is then
+// collected, and no event reaches a socket after its collection.
 
 import assert from 'node:assert/strict';
 

@@ -15,7 +15,7 @@ const COUNT = 2000;
 const CONCURRENCY = 50;
 const MB = 1000 * 1000;
 
-/** Sockets of this machine in CLOSE_WAIT with `port` at either end. */
+/** Lists the sockets of this machine in CLOSE_WAIT with `port` at either end. */
 function closeWaitSockets(port: number): string[] {
   const output = execFileSync(
     'ss',
@@ -49,8 +49,8 @@ describe('leaks', function () {
     const after = done.after as { fds: number; rss: number };
     const warmup = done.warmup as number;
 
-    // While the client still runs: none of its sockets, nor the server's,
-    // waits in CLOSE_WAIT for a close that never comes.
+    // While the client still runs, none of its sockets and none of the
+    // server's may wait in CLOSE_WAIT for a close that never comes.
     assert.deepEqual(closeWaitSockets(server.port), []);
     child.process.stdin!.end();
     assert.deepEqual(await child.exited, { code: 0, signal: null }, child.stderr);
@@ -87,7 +87,7 @@ describe('leaks', function () {
         );
     }
 
-    // The server saw every connection closed.
+    // The server closes every connection.
     await waitFor(
       async () => {
         const stats = await server!.stats();

@@ -72,7 +72,7 @@ export interface FixtureOptions {
   openFiles?: number;
 }
 
-/** Runs a fixture script with this Node and the given extra environment. */
+/** Starts a fixture script with this Node and the given extra environment. */
 export function startFixture(script: string, args: string[], options: FixtureOptions = {}): Child {
   let command = [
     process.execPath,
@@ -80,8 +80,9 @@ export function startFixture(script: string, args: string[], options: FixtureOpt
     path.join(FIXTURES, script),
     ...args,
   ];
-  // The shell raises the limit and replaces itself with Node; the fixture
-  // checks the limit it got.
+  // The shell raises the limit and replaces itself with Node. It ignores a
+  // failed ulimit, so a fixture that needs the limit checks it
+  // (load-client.ts does).
   if (options.openFiles !== undefined)
     command = [
       'sh',
@@ -94,7 +95,7 @@ export function startFixture(script: string, args: string[], options: FixtureOpt
 
 export interface EchoServer {
   port: number;
-  /** Asks for the server's counters of accepted and closed connections. */
+  /** Requests the server's counters of accepted and closed connections and of errors. */
   stats(): Promise<{ accepted: number; closed: number; errors: Record<string, number> }>;
   stop(): Promise<void>;
 }
@@ -119,7 +120,7 @@ export async function startEchoServer(options: FixtureOptions = {}): Promise<Ech
   };
 }
 
-/** Waits until `condition` holds, checking every 20 ms, or fails after `ms`. */
+/** Waits until `condition` is true, checking every 20 ms, or fails after `ms`. */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   ms: number,

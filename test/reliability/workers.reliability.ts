@@ -2,9 +2,9 @@
 // receives a steady stream, ending by process.exit(0) 5 ms in, and 50 more
 // ended by worker.terminate() mid-transfer. The process must not crash, the
 // main thread carries on (its timers run, its own connection keeps
-// receiving), and the server sees every worker's connection closed. With a
-// main thread that never loads the addon, the last worker's exit unloads
-// it, which the addon survives by staying mapped.
+// receiving), and the server closes every worker's connection. When the main
+// thread never loads the addon, the last worker's exit unloads it, and the
+// addon survives this by staying mapped.
 
 import assert from 'node:assert/strict';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds both addons with AddressSanitizer and UndefinedBehaviorSanitizer
 # (clang, -Dnw_mptcp_sanitize=1 in binding.gyp) in a copy of the working
-# tree, so that build/ keeps the normal build, and runs the mocha suite there
+# tree, so that build/ keeps the normal build. Then runs the mocha suite there
 # on the Linux backend and on the emulated macOS backend.
 #
 # Node itself is not instrumented, so the ASan runtime is preloaded into it
@@ -22,14 +22,14 @@ if [ -n "${NW_MPTCP_ASAN_DIR:-}" ]; then
   work="$NW_MPTCP_ASAN_DIR"
   mkdir -p "$work"
 else
-  # A directory of its own goes away with the run.
+  # The temporary directory is removed when the script exits.
   work="$(mktemp -d -t nw-mptcp-asan.XXXXXX)"
   trap 'rm -rf "$work"' EXIT
 fi
 
-runtime="$(clang -print-file-name=libclang_rt.asan-x86_64.so)"
+runtime="$(clang -print-file-name="libclang_rt.asan-$(uname -m).so")"
 if [ ! -f "$runtime" ]; then
-  echo "asan.sh: the ASan runtime $runtime is missing (Debian: libclang-rt-14-dev)" >&2
+  echo "asan.sh: the ASan runtime $runtime is missing (Debian: libclang-rt-dev)" >&2
   exit 1
 fi
 
@@ -42,8 +42,8 @@ CC=clang CXX=clang++ npx node-gyp rebuild -- -Dnw_mptcp_emulated=1 -Dnw_mptcp_sa
   >build.log 2>&1 || { tail -50 build.log >&2; exit 1; }
 npx tsc -p tsconfig.json
 
-# alloc_dealloc_mismatch: Node's own code and V8 free some blocks with
-# another function than the one that allocated them.
+# alloc_dealloc_mismatch is off because Node's own code and V8 free some
+# blocks with a different function than the one that allocated them.
 export ASAN_OPTIONS="detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=1:halt_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 

@@ -21,7 +21,10 @@ if (!gc) throw new Error('run with --expose-gc');
 const KiB = 1024;
 const problems: string[] = [];
 
-/** What the server does with each connection, chosen by its first byte. */
+/**
+ * Serves one connection as its first byte selects: 'R' resets it, 'C' echoes
+ * the first chunk and ends, and anything else echoes everything.
+ */
 function serve(socket: net.Socket): void {
   socket.on('error', () => {});
   socket.once('data', (chunk: Buffer) => {
@@ -39,7 +42,7 @@ function serve(socket: net.Socket): void {
   });
 }
 
-/** Resolves with the socket's events, in order, at 'close'. */
+/** Records the socket's events and resolves with them, in order, at 'close'. */
 function events(socket: MptcpSocket): Promise<string> {
   const seen: string[] = [];
   for (const name of ['connect', 'end', 'error', 'close'])
@@ -114,7 +117,7 @@ async function one(port: number, closedPort: number): Promise<void> {
   socket.write('lost');
   expect('refused', await trace, 'error ECONNREFUSED close');
 
-  // Dropped: no reference is kept; the server ends after its echo.
+  // Dropped: no reference is kept, and the server ends after its echo.
   await new Promise<void>((resolve) => {
     const dropped = connect({ port, host: '127.0.0.1' });
     dropped.on('close', () => resolve());
@@ -124,7 +127,7 @@ async function one(port: number, closedPort: number): Promise<void> {
   gc!();
 }
 
-/** A worker that opens a connection and exits while it is open. */
+/** Runs a worker that opens a connection and exits while it is open. */
 async function worker(port: number): Promise<void> {
   const source = `
     const { connect } = require(${JSON.stringify(require.resolve('../../lib/index'))});
