@@ -398,6 +398,9 @@ export class MptcpSocket extends Duplex {
       case NativeEvent.Eof:
         debug('end of stream from %s:%d', this.#host, this.#port);
         this.push(null);
+        // As net does: without a reader, 'end' would wait for a read() that
+        // never comes, and the socket would never close.
+        this.read(0);
         break;
       case NativeEvent.Write:
         this.#onWriteDone(arg as NativeError | null);

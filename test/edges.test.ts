@@ -60,6 +60,64 @@ describe('edge cases', () => {
     assert.equal(socket.bytesRead, delivered);
   });
 
+  it("emits 'end' and 'close' without a reader", async () => {
+    server = await startServer((socket) => {
+      socket.resume();
+      socket.on('end', () => socket.end());
+    });
+    // No 'data' listener and no resume(): the end of the stream must still
+    // close the socket, as with net.Socket.
+    const socket = connect(server.port, '127.0.0.1');
+    const events: string[] = [];
+    socket.on('end', () => events.push('end'));
+    socket.end('hello');
+    await closed(socket);
+    assert.deepEqual(events, ['end']);
+  });
+
+  it("emits 'end' and 'close' while paused", async () => {
+    server = await startServer((socket) => {
+      socket.write('hello');
+      setTimeout(() => socket.end(), 100);
+    });
+    const socket = connect(server.port, '127.0.0.1');
+    const events: string[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      events.push(`data:${chunk.toString()}`);
+      socket.pause();
+    });
+    socket.on('end', () => events.push('end'));
+    await closed(socket);
+    assert.deepEqual(events, ['data:hello', 'end']);
+  });
+
+  it('sends 20000 corked small writes intact', async () => {
+    // One _writev() batch of many chunks: the macOS backend joins them into
+    // one send.
+    const received: Buffer[] = [];
+    let serverEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (serverEnded = resolve));
+    server = await startServer((socket) => {
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      socket.on('end', serverEnded);
+    });
+    const socket = connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    const expected: string[] = [];
+    socket.cork();
+    for (let i = 0; i < 20000; i++) {
+      const chunk = `${i % 10}`.repeat((i % 7) + 1);
+      expected.push(chunk);
+      socket.write(chunk);
+    }
+    socket.uncork();
+    socket.end();
+    socket.resume();
+    await ended;
+    assert.equal(Buffer.concat(received).toString(), expected.join(''));
+    await closed(socket);
+  });
+
   it('rejects tls in MptcpSocket.connect()', () => {
     const socket = new MptcpSocket();
     assert.throws(() => socket.connect({ port: 443, host: '127.0.0.1', tls: true }), {
