@@ -102,7 +102,6 @@ export function checkMptcp(options: CheckOptions = {}): Promise<CheckResult> {
         path: '/',
         method: 'GET',
         headers: { 'User-Agent': CHECK_USER_AGENT, Accept: '*/*', Connection: 'close' },
-        timeout,
         createConnection,
       },
       (response) => {
@@ -126,9 +125,14 @@ export function checkMptcp(options: CheckOptions = {}): Promise<CheckResult> {
         });
       },
     );
-    request.on('timeout', () =>
-      request.destroy(new Error(`The check of ${host}:${port} timed out after ${timeout} ms`)),
+    // A deadline for the whole check. The request's own timeout option
+    // needs a socket timer that a custom createConnection does not start.
+    const deadline = setTimeout(
+      () =>
+        request.destroy(new Error(`The check of ${host}:${port} timed out after ${timeout} ms`)),
+      timeout,
     );
+    request.on('close', () => clearTimeout(deadline));
     request.on('error', reject);
     request.end();
   });

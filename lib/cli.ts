@@ -270,12 +270,15 @@ async function runGet(args: string[]): Promise<number> {
   const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
     const request = (useHttps ? https : http).get(url, {
       headers: { 'User-Agent': 'nw-mptcp', Accept: '*/*', Connection: 'close' },
-      timeout,
       createConnection,
     });
-    request.on('timeout', () =>
-      request.destroy(new Error(`GET ${url.href} timed out after ${timeout} ms`)),
+    // A deadline for the whole request, body included. The timeout option
+    // of http.get needs a socket timer that createConnection does not start.
+    const deadline = setTimeout(
+      () => request.destroy(new Error(`GET ${url.href} timed out after ${timeout} ms`)),
+      timeout,
     );
+    request.on('close', () => clearTimeout(deadline));
     request.on('response', resolve);
     request.on('error', reject);
   });

@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
 import { checkMptcp, startCheckServer, VERDICT_MPTCP, VERDICT_NOT_MPTCP } from '../lib/index';
@@ -28,6 +29,22 @@ function get(
 }
 
 describe('check', () => {
+  it('checkMptcp() fails after its timeout', async () => {
+    // A server that accepts and never answers.
+    const accepted: net.Socket[] = [];
+    const silent = net.createServer((socket) => accepted.push(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      await assert.rejects(checkMptcp({ host: '127.0.0.1', port, timeout: 300 }), {
+        message: `The check of 127.0.0.1:${port} timed out after 300 ms`,
+      });
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   describe('local check server', () => {
     let server: http.Server | undefined;
     let port = 0;
