@@ -5,7 +5,7 @@
 // outage must lose no data.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import * as net from 'node:net';
@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { connect, createServer } from '../../lib/index';
 import { backendName, skipWithReason, startServer, type TestServer } from '../helpers';
 import { namespaceUnavailableReason, uniqueName } from '../netns';
+import { FIXTURES, startChild, type Child } from './processes';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -28,56 +29,6 @@ const ECONNRESET = -constants.errno.ECONNRESET;
 // them.
 const MAX_STALLED_BYTES = 64 * MiB;
 const MAX_RSS_GROWTH = 16 * MiB;
-
-const FIXTURES = path.join(__dirname, '..', 'fixtures');
-
-interface Child {
-  process: ChildProcess;
-  /** The JSON lines printed so far. */
-  lines: Array<Record<string, unknown>>;
-  stderr: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with the first line that has `event`. */
-  line(event: string): Promise<Record<string, unknown>>;
-}
-
-function startChild(command: string, args: string[]): Child {
-  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const waiters: Array<() => void> = [];
-  const result: Child = {
-    process: child,
-    lines: [],
-    stderr: '',
-    exited: once(child, 'exit').then(([code, signal]) => ({
-      code: code as number | null,
-      signal: signal as NodeJS.Signals | null,
-    })),
-    line: (event) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const found = result.lines.find((line) => line.event === event);
-          if (found) resolve(found);
-          else if (child.exitCode !== null || child.signalCode !== null)
-            reject(new Error(`the client exited before "${event}": ${result.stderr}`));
-          else waiters.push(check);
-        };
-        check();
-      }),
-  };
-  let pending = '';
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-    pending += text;
-    const parts = pending.split('\n');
-    pending = parts.pop()!;
-    for (const part of parts) if (part !== '') result.lines.push(JSON.parse(part));
-    for (const waiter of waiters.splice(0)) waiter();
-  });
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => (result.stderr += text));
-  child.on('exit', () => {
-    for (const waiter of waiters.splice(0)) waiter();
-  });
-  return result;
-}
 
 /** Lists the events of the client's JSON lines, without the totals of 'close'. */
 function eventsOf(child: Child): string[] {
@@ -224,14 +175,14 @@ describe('faults', () => {
         String(size),
       ]);
 
-      const stalled = await child.line('stalled');
+      const stalled = await child.event('stalled');
       assert.ok((stalled.written as number) < MAX_STALLED_BYTES, `wrote ${stalled.written}`);
       assert.equal(stalled.writtenAfter, stalled.written);
       assert.ok((stalled.rssGrowth as number) < MAX_RSS_GROWTH, `RSS grew ${stalled.rssGrowth}`);
 
       serverSocket!.resume();
       child.process.stdin!.end('go\n');
-      const done = await child.line('done');
+      const done = await child.event('done');
       await ended;
       assert.equal(done.bytes, size);
       assert.equal(received, size);
@@ -264,7 +215,7 @@ describe('faults', () => {
         String(size),
       ]);
 
-      const stalled = await child.line('stalled');
+      const stalled = await child.event('stalled');
       assert.ok(accepted < MAX_STALLED_BYTES, `the server wrote ${accepted}`);
       // The stream buffers its high-water mark (16 KiB), plus the data events
       // that were queued when it asked the addon to stop reading. Those are at
@@ -276,7 +227,7 @@ describe('faults', () => {
       assert.ok((stalled.rssGrowth as number) < MAX_RSS_GROWTH, `RSS grew ${stalled.rssGrowth}`);
 
       child.process.stdin!.end('go\n');
-      const done = await child.line('done');
+      const done = await child.event('done');
       await writing;
       assert.equal(done.bytes, size);
       assert.equal(done.sha256, hash.digest('hex'));
@@ -419,7 +370,7 @@ describe('faults', () => {
     it('receiver ends through its idle timeout', async () => {
       const port = await listen('source');
       child = startClient('receive', port, 'handover', IDLE_MS);
-      await child.line('progress');
+      await child.event('progress');
       setLink(false);
       assert.deepEqual(await child.exited, { code: 0, signal: null });
       assert.deepEqual(eventsOf(child), [
@@ -437,7 +388,7 @@ describe('faults', () => {
       // caller's timeout ends it. Plain TCP fails by itself (next test).
       const port = await listen('sink');
       child = startClient('send', port, 'handover', IDLE_MS);
-      await child.line('progress');
+      await child.event('progress');
       setLink(false);
       assert.deepEqual(await child.exited, { code: 0, signal: null });
       assert.deepEqual(eventsOf(child), [
@@ -455,7 +406,7 @@ describe('faults', () => {
       execFileSync('ip', ['netns', 'exec', namespace, 'sysctl', '-qw', 'net.ipv4.tcp_retries2=3']);
       const port = await listen('sink');
       child = startClient('send', port, 'disabled', 0);
-      await child.line('progress');
+      await child.event('progress');
       setLink(false);
       assert.deepEqual(await child.exited, { code: 0, signal: null });
       // The kernel reports the last retransmission's route failure
@@ -481,7 +432,7 @@ describe('faults', () => {
       const size = 16 * MiB;
       const port = await listen('source', size);
       child = startClient('receive', port, 'handover', 30000);
-      await child.line('progress');
+      await child.event('progress');
       setLink(false);
       await new Promise((resolve) => setTimeout(resolve, 500));
       setLink(true);
