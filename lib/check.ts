@@ -60,6 +60,16 @@ function parseVerdict(line: string): boolean | null {
 }
 
 /**
+ * Destroys `request` with a timeout error unless it closes within `ms`,
+ * body included. The timeout option of http.request needs a socket timer
+ * that a custom createConnection does not start.
+ */
+export function setDeadline(request: http.ClientRequest, ms: number, message: string): void {
+  const deadline = setTimeout(() => request.destroy(new Error(message)), ms);
+  request.on('close', () => clearTimeout(deadline));
+}
+
+/**
  * Asks an MPTCP check server, over an MPTCP connection, whether it sees
  * MPTCP. With `tls`, the request goes over HTTPS and the server certificate
  * is checked as https.request checks it.
@@ -125,14 +135,7 @@ export function checkMptcp(options: CheckOptions = {}): Promise<CheckResult> {
         });
       },
     );
-    // A deadline for the whole check. The request's own timeout option
-    // needs a socket timer that a custom createConnection does not start.
-    const deadline = setTimeout(
-      () =>
-        request.destroy(new Error(`The check of ${host}:${port} timed out after ${timeout} ms`)),
-      timeout,
-    );
-    request.on('close', () => clearTimeout(deadline));
+    setDeadline(request, timeout, `The check of ${host}:${port} timed out after ${timeout} ms`);
     request.on('error', reject);
     request.end();
   });

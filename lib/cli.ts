@@ -7,7 +7,13 @@ import * as https from 'node:https';
 import { parseArgs } from 'node:util';
 
 import { createLocalCertificates } from './certificate';
-import { checkMptcp, startCheckServer, type CheckOptions, type CheckResult } from './check';
+import {
+  checkMptcp,
+  setDeadline,
+  startCheckServer,
+  type CheckOptions,
+  type CheckResult,
+} from './check';
 import { validateMultipath, validatePort, type MultipathService } from './options';
 import { MptcpSocket, type PathReport } from './socket';
 import { defaultServername, startTls, type MptcpTlsOptions, type MptcpTlsSocket } from './tls';
@@ -272,13 +278,7 @@ async function runGet(args: string[]): Promise<number> {
       headers: { 'User-Agent': 'nw-mptcp', Accept: '*/*', Connection: 'close' },
       createConnection,
     });
-    // A deadline for the whole request, body included. The timeout option
-    // of http.get needs a socket timer that createConnection does not start.
-    const deadline = setTimeout(
-      () => request.destroy(new Error(`GET ${url.href} timed out after ${timeout} ms`)),
-      timeout,
-    );
-    request.on('close', () => clearTimeout(deadline));
+    setDeadline(request, timeout, `GET ${url.href} timed out after ${timeout} ms`);
     request.on('response', resolve);
     request.on('error', reject);
   });

@@ -30,7 +30,7 @@ function get(
 
 describe('check', () => {
   it('checkMptcp() fails after its timeout', async () => {
-    // A server that accepts and never answers.
+    // A server that accepts and never responds.
     const accepted: net.Socket[] = [];
     const silent = net.createServer((socket) => accepted.push(socket.on('error', () => {})));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
