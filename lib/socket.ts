@@ -190,7 +190,7 @@ export class MptcpSocket extends Duplex {
   connect(...args: unknown[]): this {
     const [raw, listener] = normalizeConnectArgs(args);
     const options = validateConnectOptions(raw);
-    // TLS wraps the socket, so it cannot start from here; silently sending
+    // TLS wraps the socket, so it cannot start from here. Silently sending
     // plaintext instead would be worse.
     if (options.tls !== undefined)
       throw invalidArgValue(
@@ -398,8 +398,8 @@ export class MptcpSocket extends Duplex {
       case NativeEvent.Eof:
         debug('end of stream from %s:%d', this.#host, this.#port);
         this.push(null);
-        // As net does: without a reader, 'end' would wait for a read() that
-        // never comes, and the socket would never close.
+        // net calls read(0) here too. Without a reader, 'end' would wait for
+        // a read() that never comes, and the socket would never close.
         this.read(0);
         break;
       case NativeEvent.Write:

@@ -547,8 +547,8 @@ Napi::Value Connection::Connect(const Napi::CallbackInfo &info) {
 }
 
 // Keeps the event loop alive while the connection is referenced, and after
-// unref() too while a write, a shutdown or the close is under way: libuv
-// does the same for a net.Socket's requests and closing handles.
+// unref() too while a write, a shutdown or the close is under way, as libuv
+// does for a net.Socket's requests and closing handles.
 void Connection::UpdateRef() {
   bool hold = open_ && (refed_ || closing_ || pending_ > 0);
   if (hold == holding_ref_)
